@@ -1,0 +1,354 @@
+// Package app runs the comments service on the cluster: its namespace, a
+// PostgreSQL StatefulSet with a volume and a Secret, the service's
+// Deployment (restricted security context, probes, rolling updates that
+// never drop below the desired replicas), its Service, an Ingress served by
+// Kong with a rate-limiting plugin, a PodDisruptionBudget when there is
+// more than one replica, and NetworkPolicies that let only Kong and
+// Prometheus reach the service and only the service reach the database.
+package app
+
+import (
+	"fmt"
+	"net/url"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"microk8s-platform/infra/gateway"
+	"microk8s-platform/infra/kube"
+)
+
+// Names other packages and the tests refer to.
+const (
+	Namespace         = "comments"
+	ServiceName       = "comments"
+	DatabaseService   = "postgres"
+	DatabaseName      = "comments"
+	DatabaseUser      = "comments"
+	SecretName        = "comments-db"
+	RateLimitPlugin   = "comments-rate-limit"
+	HTTPPort          = 8080
+	PostgresPort      = 5432
+	PostgresImage     = "postgres:16.6-bookworm"
+	serviceUID        = 65532 // distroless nonroot
+	postgresUID       = 999   // the postgres image's user
+	PrometheusNS      = "observability"
+	IngressPathPrefix = "/api/comment"
+)
+
+// API and Database label the two workloads.
+var (
+	API      = kube.Component{Name: "comments", Component: "api"}
+	Database = kube.Component{Name: "comments", Component: "database"}
+)
+
+// Args configure the application.
+type Args struct {
+	Image              string // repository, without tag
+	Tag                string
+	Replicas           int
+	RateLimitPerMinute int
+	DBPassword         pulumi.StringOutput // secret
+	DBStorageGiB       int
+	// AwaitIngress waits for Kong to publish an address on the Ingress;
+	// off where the proxy Service gets no load-balancer address.
+	AwaitIngress bool
+	// Gateway supplies the Kong CRDs the rate-limit plugin needs.
+	Gateway *gateway.Gateway
+}
+
+// App is the service and its database.
+type App struct {
+	pulumi.ResourceState
+	Namespace  *corev1.Namespace
+	Deployment *appsv1.Deployment
+	Service    *corev1.Service
+	Database   *appsv1.StatefulSet
+	Ingress    *networkingv1.Ingress
+}
+
+// New declares the application.
+func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOption) (*App, error) {
+	a := &App{}
+	if err := ctx.RegisterComponentResource("microk8s-platform:app:Comments", name, a, opts...); err != nil {
+		return nil, err
+	}
+	p := pulumi.Parent(a)
+	api := API
+	api.Version = args.Tag
+	var err error
+
+	a.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: API.Meta(Namespace, "")}, p)
+	if err != nil {
+		return nil, err
+	}
+	inNS := pulumi.DependsOn([]pulumi.Resource{a.Namespace})
+
+	// The password and the URL built from it stay secrets end to end.
+	dbURL := args.DBPassword.ApplyT(func(pw string) string {
+		u := url.URL{
+			Scheme:   "postgres",
+			User:     url.UserPassword(DatabaseUser, pw),
+			Host:     fmt.Sprintf("%s.%s.svc:%d", DatabaseService, Namespace, PostgresPort),
+			Path:     "/" + DatabaseName,
+			RawQuery: "sslmode=disable",
+		}
+		return u.String()
+	}).(pulumi.StringOutput)
+	secret, err := corev1.NewSecret(ctx, name+"-db", &corev1.SecretArgs{
+		Metadata: Database.Meta(SecretName, Namespace),
+		Type:     pulumi.String("Opaque"),
+		StringData: pulumi.StringMap{
+			"POSTGRES_USER":     pulumi.String(DatabaseUser),
+			"POSTGRES_DB":       pulumi.String(DatabaseName),
+			"POSTGRES_PASSWORD": pulumi.ToSecret(args.DBPassword).(pulumi.StringOutput),
+			"DATABASE_URL":      pulumi.ToSecret(dbURL).(pulumi.StringOutput),
+		},
+	}, p, inNS)
+	if err != nil {
+		return nil, err
+	}
+
+	if a.Database, err = database(ctx, name, args, secret, p, inNS); err != nil {
+		return nil, err
+	}
+	if a.Deployment, err = deployment(ctx, name, args, api, secret, p, pulumi.DependsOn([]pulumi.Resource{a.Namespace, a.Database})); err != nil {
+		return nil, err
+	}
+	a.Service, err = corev1.NewService(ctx, name, &corev1.ServiceArgs{
+		Metadata: api.Meta(ServiceName, Namespace),
+		Spec: corev1.ServiceSpecArgs{
+			Type:     pulumi.String("ClusterIP"),
+			Selector: API.Selector(),
+			Ports: corev1.ServicePortArray{corev1.ServicePortArgs{
+				Name: pulumi.String("http"), Port: pulumi.Int(80), TargetPort: pulumi.String("http"), Protocol: pulumi.String("TCP"),
+			}},
+		},
+	}, p, inNS)
+	if err != nil {
+		return nil, err
+	}
+
+	if _, err := kube.Custom(ctx, name+"-rate-limit", "configuration.konghq.com/v1", "KongPlugin",
+		api.Meta(RateLimitPlugin, Namespace),
+		map[string]any{
+			"plugin": "rate-limiting",
+			"config": map[string]any{"minute": args.RateLimitPerMinute, "policy": "local", "limit_by": "ip"},
+		}, p, pulumi.DependsOn(append([]pulumi.Resource{a.Namespace}, args.Gateway.CRDs...))); err != nil {
+		return nil, err
+	}
+
+	annotations := pulumi.StringMap{
+		"konghq.com/plugins":    pulumi.String(RateLimitPlugin),
+		"konghq.com/strip-path": pulumi.String("false"),
+	}
+	if !args.AwaitIngress {
+		annotations["pulumi.com/skipAwait"] = pulumi.String("true")
+	}
+	ingMeta := api.Meta(ServiceName, Namespace)
+	ingMeta.Annotations = annotations
+	a.Ingress, err = networkingv1.NewIngress(ctx, name, &networkingv1.IngressArgs{
+		Metadata: ingMeta,
+		Spec: networkingv1.IngressSpecArgs{
+			IngressClassName: args.Gateway.IngressClassName,
+			Rules: networkingv1.IngressRuleArray{networkingv1.IngressRuleArgs{
+				Http: networkingv1.HTTPIngressRuleValueArgs{Paths: networkingv1.HTTPIngressPathArray{networkingv1.HTTPIngressPathArgs{
+					Path:     pulumi.String(IngressPathPrefix),
+					PathType: pulumi.String("Prefix"),
+					Backend: networkingv1.IngressBackendArgs{Service: networkingv1.IngressServiceBackendArgs{
+						Name: a.Service.Metadata.Name().Elem(),
+						Port: networkingv1.ServiceBackendPortArgs{Name: pulumi.String("http")},
+					}},
+				}}},
+			}},
+		},
+	}, p, inNS)
+	if err != nil {
+		return nil, err
+	}
+
+	if args.Replicas > 1 {
+		if _, err := policyv1.NewPodDisruptionBudget(ctx, name, &policyv1.PodDisruptionBudgetArgs{
+			Metadata: api.Meta(ServiceName, Namespace),
+			Spec: policyv1.PodDisruptionBudgetSpecArgs{
+				MinAvailable: pulumi.Int(args.Replicas - 1),
+				Selector:     &metav1.LabelSelectorArgs{MatchLabels: API.Selector()},
+			},
+		}, p, inNS); err != nil {
+			return nil, err
+		}
+	}
+	if err := networkPolicies(ctx, name, p, inNS); err != nil {
+		return nil, err
+	}
+	return a, ctx.RegisterResourceOutputs(a, pulumi.Map{"service": a.Service.Metadata.Name()})
+}
+
+func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component, secret *corev1.Secret, opts ...pulumi.ResourceOption) (*appsv1.Deployment, error) {
+	return appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
+		Metadata: api.Meta(ServiceName, Namespace),
+		Spec: appsv1.DeploymentSpecArgs{
+			Replicas: pulumi.Int(args.Replicas),
+			Selector: &metav1.LabelSelectorArgs{MatchLabels: API.Selector()},
+			Strategy: appsv1.DeploymentStrategyArgs{
+				Type: pulumi.String("RollingUpdate"),
+				RollingUpdate: appsv1.RollingUpdateDeploymentArgs{
+					MaxUnavailable: pulumi.Int(0),
+					MaxSurge:       pulumi.Int(1),
+				},
+			},
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: api.Labels()},
+				Spec: corev1.PodSpecArgs{
+					AutomountServiceAccountToken:  pulumi.Bool(false),
+					SecurityContext:               kube.RestrictedPod(serviceUID),
+					TerminationGracePeriodSeconds: pulumi.Int(30), // > DRAIN_DELAY + SHUTDOWN_TIMEOUT
+					Containers: corev1.ContainerArray{corev1.ContainerArgs{
+						Name:            pulumi.String("comments"),
+						Image:           pulumi.String(args.Image + ":" + args.Tag),
+						ImagePullPolicy: pulumi.String("IfNotPresent"),
+						Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{
+							Name: pulumi.String("http"), ContainerPort: pulumi.Int(HTTPPort), Protocol: pulumi.String("TCP"),
+						}},
+						Env: corev1.EnvVarArray{
+							corev1.EnvVarArgs{Name: pulumi.String("PORT"), Value: pulumi.String(fmt.Sprint(HTTPPort))},
+							corev1.EnvVarArgs{Name: pulumi.String("LOG_LEVEL"), Value: pulumi.String("info")},
+							corev1.EnvVarArgs{Name: pulumi.String("DRAIN_DELAY"), Value: pulumi.String("5s")},
+							corev1.EnvVarArgs{Name: pulumi.String("SHUTDOWN_TIMEOUT"), Value: pulumi.String("15s")},
+							corev1.EnvVarArgs{Name: pulumi.String("DATABASE_URL"), ValueFrom: &corev1.EnvVarSourceArgs{
+								SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: secret.Metadata.Name(), Key: pulumi.String("DATABASE_URL")},
+							}},
+						},
+						LivenessProbe:   kube.HTTPProbe("/healthz", "http", 10, 3),
+						ReadinessProbe:  kube.HTTPProbe("/readyz", "http", 5, 2),
+						StartupProbe:    kube.HTTPProbe("/healthz", "http", 2, 30),
+						Resources:       kube.Resources("50m", "64Mi", "500m", "128Mi"),
+						SecurityContext: kube.RestrictedContainer(),
+					}},
+				},
+			},
+		},
+	}, opts...)
+}
+
+func database(ctx *pulumi.Context, name string, args Args, secret *corev1.Secret, opts ...pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
+	db := Database
+	if _, err := corev1.NewService(ctx, name+"-postgres", &corev1.ServiceArgs{
+		Metadata: db.Meta(DatabaseService, Namespace),
+		Spec: corev1.ServiceSpecArgs{
+			ClusterIP: pulumi.String("None"), // headless: the StatefulSet's stable name
+			Selector:  Database.Selector(),
+			Ports: corev1.ServicePortArray{corev1.ServicePortArgs{
+				Name: pulumi.String("postgres"), Port: pulumi.Int(PostgresPort), TargetPort: pulumi.String("postgres"), Protocol: pulumi.String("TCP"),
+			}},
+		},
+	}, opts...); err != nil {
+		return nil, err
+	}
+	ready := &corev1.ProbeArgs{
+		Exec: &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{
+			"pg_isready", "-h", "127.0.0.1", "-U", DatabaseUser, "-d", DatabaseName,
+		})},
+		PeriodSeconds:    pulumi.Int(10),
+		TimeoutSeconds:   pulumi.Int(5),
+		FailureThreshold: pulumi.Int(6),
+	}
+	emptyDir := func(n string) corev1.VolumeArgs {
+		return corev1.VolumeArgs{Name: pulumi.String(n), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}}
+	}
+	return appsv1.NewStatefulSet(ctx, name+"-postgres", &appsv1.StatefulSetArgs{
+		Metadata: db.Meta(DatabaseService, Namespace),
+		Spec: appsv1.StatefulSetSpecArgs{
+			ServiceName: pulumi.String(DatabaseService),
+			Replicas:    pulumi.Int(1),
+			Selector:    &metav1.LabelSelectorArgs{MatchLabels: Database.Selector()},
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: db.Labels()},
+				Spec: corev1.PodSpecArgs{
+					AutomountServiceAccountToken:  pulumi.Bool(false),
+					SecurityContext:               kube.RestrictedPod(postgresUID),
+					TerminationGracePeriodSeconds: pulumi.Int(60),
+					Containers: corev1.ContainerArray{corev1.ContainerArgs{
+						Name:            pulumi.String("postgres"),
+						Image:           pulumi.String(PostgresImage),
+						ImagePullPolicy: pulumi.String("IfNotPresent"),
+						Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{
+							Name: pulumi.String("postgres"), ContainerPort: pulumi.Int(PostgresPort), Protocol: pulumi.String("TCP"),
+						}},
+						EnvFrom: corev1.EnvFromSourceArray{corev1.EnvFromSourceArgs{
+							SecretRef: &corev1.SecretEnvSourceArgs{Name: secret.Metadata.Name()},
+						}},
+						Env: corev1.EnvVarArray{corev1.EnvVarArgs{
+							Name: pulumi.String("PGDATA"), Value: pulumi.String("/var/lib/postgresql/data/pgdata"),
+						}},
+						ReadinessProbe:  ready,
+						LivenessProbe:   ready,
+						Resources:       kube.Resources("100m", "256Mi", "1", "512Mi"),
+						SecurityContext: kube.RestrictedContainer(),
+						VolumeMounts: corev1.VolumeMountArray{
+							corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String("/var/lib/postgresql/data")},
+							corev1.VolumeMountArgs{Name: pulumi.String("run"), MountPath: pulumi.String("/var/run/postgresql")},
+							corev1.VolumeMountArgs{Name: pulumi.String("tmp"), MountPath: pulumi.String("/tmp")},
+						},
+					}},
+					Volumes: corev1.VolumeArray{emptyDir("run"), emptyDir("tmp")},
+				},
+			},
+			// The cluster's default storage class (hostpath-storage on MicroK8s).
+			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
+				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("data"), Labels: db.Labels()},
+				Spec: corev1.PersistentVolumeClaimSpecArgs{
+					AccessModes: pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+					Resources: corev1.VolumeResourceRequirementsArgs{Requests: pulumi.StringMap{
+						"storage": pulumi.Sprintf("%dGi", args.DBStorageGiB),
+					}},
+				},
+			}},
+		},
+	}, opts...)
+}
+
+// networkPolicies: nothing reaches the namespace by default; Kong and
+// Prometheus reach the service's port; only the service reaches PostgreSQL.
+func networkPolicies(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) error {
+	nsPeer := func(ns string) networkingv1.NetworkPolicyPeerArgs {
+		return networkingv1.NetworkPolicyPeerArgs{NamespaceSelector: &metav1.LabelSelectorArgs{
+			MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String(ns)},
+		}}
+	}
+	tcp := func(port string) networkingv1.NetworkPolicyPortArray {
+		return networkingv1.NetworkPolicyPortArray{networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.String(port)}}
+	}
+	policies := []struct {
+		name string
+		pods pulumi.StringMap
+		from networkingv1.NetworkPolicyIngressRuleArray
+	}{
+		{"default-deny-ingress", pulumi.StringMap{}, nil},
+		{"comments-from-kong-and-prometheus", API.Selector(), networkingv1.NetworkPolicyIngressRuleArray{networkingv1.NetworkPolicyIngressRuleArgs{
+			From:  networkingv1.NetworkPolicyPeerArray{nsPeer(gateway.Namespace), nsPeer(PrometheusNS)},
+			Ports: tcp("http"),
+		}}},
+		{"postgres-from-comments", Database.Selector(), networkingv1.NetworkPolicyIngressRuleArray{networkingv1.NetworkPolicyIngressRuleArgs{
+			From:  networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{PodSelector: &metav1.LabelSelectorArgs{MatchLabels: API.Selector()}}},
+			Ports: tcp("postgres"),
+		}}},
+	}
+	for _, np := range policies {
+		if _, err := networkingv1.NewNetworkPolicy(ctx, name+"-"+np.name, &networkingv1.NetworkPolicyArgs{
+			Metadata: API.Meta(np.name, Namespace),
+			Spec: networkingv1.NetworkPolicySpecArgs{
+				PodSelector: metav1.LabelSelectorArgs{MatchLabels: np.pods},
+				PolicyTypes: pulumi.StringArray{pulumi.String("Ingress")},
+				Ingress:     np.from,
+			},
+		}, opts...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+// Package budget declares the AWS cost budget from the seed's plan: a
+// monthly limit with e-mail alerts at 25, 50 and 75 % of actual spend and at
+// 100 % of forecast spend, so a forgotten VM is noticed before the bill is.
+// The budget covers the whole account: the platform is meant to run in an
+// account of its own, and cost-allocation tags need manual activation.
+package budget
+
+import (
+	"strconv"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/budgets"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"microk8s-platform/infra/tags"
+)
+
+// Alert is one notification threshold.
+type Alert struct {
+	Percent float64
+	Kind    string // ACTUAL or FORECASTED
+}
+
+// Alerts are the thresholds, in percent of the monthly limit.
+var Alerts = []Alert{{25, "ACTUAL"}, {50, "ACTUAL"}, {75, "ACTUAL"}, {100, "FORECASTED"}}
+
+// Args configure the budget.
+type Args struct {
+	Owner      tags.Owner
+	MonthlyUSD float64
+	Emails     []string
+}
+
+// New declares the budget. Without e-mails the budget still tracks spend
+// in the console, but AWS cannot notify anyone: a warning says so.
+func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOption) (*budgets.Budget, error) {
+	var notes budgets.BudgetNotificationArray
+	if len(args.Emails) == 0 {
+		_ = ctx.Log.Warn("budget: budgetEmails is empty, so the 25/50/75 % alerts go to nobody; set it with pulumi config set --path 'budgetEmails[0]' you@example.com", nil)
+	} else {
+		for _, a := range Alerts {
+			notes = append(notes, budgets.BudgetNotificationArgs{
+				ComparisonOperator:       pulumi.String("GREATER_THAN"),
+				Threshold:                pulumi.Float64(a.Percent),
+				ThresholdType:            pulumi.String("PERCENTAGE"),
+				NotificationType:         pulumi.String(a.Kind),
+				SubscriberEmailAddresses: pulumi.ToStringArray(args.Emails),
+			})
+		}
+	}
+	return budgets.NewBudget(ctx, name, &budgets.BudgetArgs{
+		Name:          pulumi.String(args.Owner.Prefix("monthly")),
+		BudgetType:    pulumi.String("COST"),
+		LimitAmount:   pulumi.String(strconv.FormatFloat(args.MonthlyUSD, 'f', 2, 64)),
+		LimitUnit:     pulumi.String("USD"),
+		TimeUnit:      pulumi.String("MONTHLY"),
+		Notifications: notes,
+		Tags:          args.Owner.AWS("budget"),
+	}, opts...)
+}

@@ -1,0 +1,386 @@
+// Package infra is the platform's Pulumi program as a library: typed stack
+// configuration (this file) and the composition root, Platform, which wires
+// the building blocks in the sub-packages together. stacks/platform/main.go
+// only calls Platform; the tests call the same function under mocks.
+package infra
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+)
+
+// Targets: where the platform runs.
+const (
+	TargetAWS        = "aws"        // VPC + EC2 + MicroK8s over SSH
+	TargetGCP        = "gcp"        // VPC network + GCE + MicroK8s over SSH
+	TargetSSH        = "ssh"        // an existing Ubuntu host + MicroK8s over SSH
+	TargetKubeconfig = "kubeconfig" // an existing cluster
+)
+
+var targets = []string{TargetAWS, TargetGCP, TargetSSH, TargetKubeconfig}
+
+// Config is every key of a stack file, typed, with defaults applied. Keys
+// live in the project namespace ("microk8s-platform:<key>") except the
+// clouds' own region/project keys ("aws:region", "gcp:project", ...).
+type Config struct {
+	Project, Stack string
+
+	Target string // target: aws | gcp | ssh | kubeconfig (required)
+
+	// Network (aws, gcp)
+	VpcCidr    string   // vpcCidr, default 10.0.0.0/16
+	SubnetCidr string   // subnetCidr: a /24 inside vpcCidr, default 10.0.1.0/24
+	AdminCidrs []string // adminCidrs: who may reach SSH (22) and the Kubernetes API (16443); required for aws and gcp
+
+	// VM
+	AwsRegion     string // aws:region (aws)
+	InstanceType  string // instanceType (aws), default t3.large
+	Spot          bool   // spot (aws): a one-time spot request; default false
+	GcpProject    string // gcp:project (gcp, required)
+	GcpRegion     string // gcp:region (gcp), default us-central1
+	GcpZone       string // gcp:zone (gcp), default <region>-a
+	MachineType   string // machineType (gcp), default e2-standard-2
+	Preemptible   bool   // spot (gcp): a Spot VM; default false
+	RootVolumeGiB int    // rootVolumeGiB, default 30, at least 20
+	UbuntuRelease string // ubuntuRelease: 22.04 or 24.04, default 24.04
+
+	// SSH (aws, gcp, ssh)
+	SSHUser       string              // sshUser, default ubuntu
+	SSHPort       int                 // sshPort, default 22
+	SSHPublicKey  string              // sshPublicKey: the OpenSSH public key installed on the VM (aws, gcp)
+	SSHPrivateKey pulumi.StringOutput // sshPrivateKey (secret): its private half, for the remote commands
+	SSHHost       string              // sshHost (ssh): the host's reachable address
+	SSHPrivateIP  string              // sshPrivateIp (ssh): the host's own address for MetalLB, default sshHost
+	hasPrivateKey bool
+
+	// MicroK8s
+	MicroK8sChannel string // microk8sChannel, default 1.32/stable
+
+	// Existing cluster (kubeconfig)
+	Kubeconfig  string // kubeconfig: path to a kubeconfig file; default ~/.kube/config (the provider's default)
+	KubeContext string // kubeContext: context in it; default its current context
+
+	// Kubernetes layer
+	GatewayServiceType string              // gatewayServiceType: LoadBalancer (MetalLB on MicroK8s) or NodePort; default LoadBalancer
+	AppImage           string              // appImage, default ghcr.io/microk8s-platform/comments
+	AppTag             string              // appTag: never "latest", default 0.1.0
+	AppReplicas        int                 // appReplicas, default 1
+	RateLimitPerMinute int                 // rateLimitPerMinute: Kong's limit per client IP, default 120
+	DBStorageGiB       int                 // dbStorageGiB, default 5
+	DBPassword         pulumi.StringOutput // dbPassword (secret, required)
+	Observability      bool                // observability: ServiceMonitors, alert rules and dashboards; default true except for kubeconfig
+	hasDBPassword      bool
+
+	// Budget (aws)
+	BudgetMonthlyUSD float64  // budgetMonthlyUsd, default 15
+	BudgetEmails     []string // budgetEmails: who gets the 25/50/75 % and forecast alerts
+}
+
+// Defaults are the values of unset keys.
+func Defaults() Config {
+	return Config{
+		VpcCidr:            "10.0.0.0/16",
+		SubnetCidr:         "10.0.1.0/24",
+		InstanceType:       "t3.large",
+		GcpRegion:          "us-central1",
+		MachineType:        "e2-standard-2",
+		RootVolumeGiB:      30,
+		UbuntuRelease:      "24.04",
+		SSHUser:            "ubuntu",
+		SSHPort:            22,
+		MicroK8sChannel:    "1.32/stable",
+		GatewayServiceType: "LoadBalancer",
+		AppImage:           "ghcr.io/microk8s-platform/comments",
+		AppTag:             "0.1.0",
+		AppReplicas:        1,
+		RateLimitPerMinute: 120,
+		DBStorageGiB:       5,
+		BudgetMonthlyUSD:   15,
+	}
+}
+
+// Load reads the stack's configuration. It does not validate: call Validate.
+func Load(ctx *pulumi.Context) (Config, error) {
+	c := Defaults()
+	c.Project, c.Stack = ctx.Project(), ctx.Stack()
+	p := config.New(ctx, "")
+	var errs []error
+	str := func(key string, dst *string) {
+		if v, ok := p.Try(key); ok == nil {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	num := func(key string, dst *int) {
+		if _, err := p.Try(key); err != nil {
+			return
+		}
+		v, err := p.TryInt(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a whole number", key, p.Get(key)))
+			return
+		}
+		*dst = v
+	}
+	boolean := func(key string, dst *bool) {
+		if _, err := p.Try(key); err != nil {
+			return
+		}
+		v, err := p.TryBool(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", key, p.Get(key)))
+			return
+		}
+		*dst = v
+	}
+	list := func(key string, dst *[]string) {
+		if _, err := p.Try(key); err != nil {
+			return
+		}
+		if err := p.TryObject(key, dst); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a list of strings (YAML list or JSON array)", key, p.Get(key)))
+		}
+	}
+
+	str("target", &c.Target)
+	str("vpcCidr", &c.VpcCidr)
+	str("subnetCidr", &c.SubnetCidr)
+	list("adminCidrs", &c.AdminCidrs)
+	str("instanceType", &c.InstanceType)
+	str("machineType", &c.MachineType)
+	num("rootVolumeGiB", &c.RootVolumeGiB)
+	str("ubuntuRelease", &c.UbuntuRelease)
+	str("sshUser", &c.SSHUser)
+	num("sshPort", &c.SSHPort)
+	str("sshPublicKey", &c.SSHPublicKey)
+	str("sshHost", &c.SSHHost)
+	str("sshPrivateIp", &c.SSHPrivateIP)
+	str("microk8sChannel", &c.MicroK8sChannel)
+	str("kubeconfig", &c.Kubeconfig)
+	str("kubeContext", &c.KubeContext)
+	str("gatewayServiceType", &c.GatewayServiceType)
+	str("appImage", &c.AppImage)
+	str("appTag", &c.AppTag)
+	num("appReplicas", &c.AppReplicas)
+	num("rateLimitPerMinute", &c.RateLimitPerMinute)
+	num("dbStorageGiB", &c.DBStorageGiB)
+	list("budgetEmails", &c.BudgetEmails)
+	if _, err := p.Try("budgetMonthlyUsd"); err == nil {
+		v, err := p.TryFloat64("budgetMonthlyUsd")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("budgetMonthlyUsd: %q is not a number", p.Get("budgetMonthlyUsd")))
+		}
+		c.BudgetMonthlyUSD = v
+	}
+
+	var spot bool
+	boolean("spot", &spot)
+	c.Spot, c.Preemptible = spot, spot
+	c.Observability = c.Target != TargetKubeconfig
+	boolean("observability", &c.Observability)
+
+	if c.SSHPrivateIP == "" {
+		c.SSHPrivateIP = c.SSHHost
+	}
+	if v, err := p.TrySecret("sshPrivateKey"); err == nil {
+		c.SSHPrivateKey, c.hasPrivateKey = v, true
+	}
+	if v, err := p.TrySecret("dbPassword"); err == nil {
+		c.DBPassword, c.hasDBPassword = v, true
+	}
+
+	awsCfg := config.New(ctx, "aws")
+	c.AwsRegion = awsCfg.Get("region")
+	gcpCfg := config.New(ctx, "gcp")
+	c.GcpProject = gcpCfg.Get("project")
+	if v := gcpCfg.Get("region"); v != "" {
+		c.GcpRegion = v
+	}
+	c.GcpZone = gcpCfg.Get("zone")
+	if c.GcpZone == "" && c.GcpRegion != "" {
+		c.GcpZone = c.GcpRegion + "-a"
+	}
+	return c, errors.Join(errs...)
+}
+
+var (
+	channelRe   = regexp.MustCompile(`^[0-9]+\.[0-9]+(-strict)?/(stable|candidate|beta|edge)$`)
+	sshKeyRe    = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`)
+	imageRe     = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$`)
+	tagRe       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	hostRe      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	gcpMachRe   = regexp.MustCompile(`^[a-z][a-z0-9]*-[a-z0-9-]+$`)
+	ubuntuLTS   = []string{"22.04", "24.04"}
+	awsTypeRe   = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	gcpRegionRe = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
+)
+
+// Validate reports every problem at once. Each names the key, the bad value
+// and what would be accepted.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key string, value any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, describe(value, fmt.Sprintf(format, args...))))
+	}
+	cloud := c.Target == TargetAWS || c.Target == TargetGCP
+	overSSH := cloud || c.Target == TargetSSH
+
+	if !slices.Contains(targets, c.Target) {
+		bad("target", c.Target, "want one of %s", strings.Join(targets, ", "))
+	}
+
+	if cloud {
+		_, vpc, err := net.ParseCIDR(c.VpcCidr)
+		if err != nil || vpc.IP.To4() == nil || c.VpcCidr != vpc.String() {
+			bad("vpcCidr", c.VpcCidr, "want an IPv4 network in CIDR form, such as 10.0.0.0/16")
+			vpc = nil
+		} else if ones, _ := vpc.Mask.Size(); ones < 16 || ones > 24 {
+			bad("vpcCidr", c.VpcCidr, "want a prefix between /16 and /24")
+		}
+		_, sub, err := net.ParseCIDR(c.SubnetCidr)
+		switch {
+		case err != nil || sub.IP.To4() == nil || c.SubnetCidr != sub.String():
+			bad("subnetCidr", c.SubnetCidr, "want an IPv4 /24 network in CIDR form, such as 10.0.1.0/24")
+		case prefix(sub) != 24:
+			bad("subnetCidr", c.SubnetCidr, "want a /24 (one small subnet, 251 usable addresses on AWS)")
+		case vpc != nil && !vpc.Contains(sub.IP):
+			bad("subnetCidr", c.SubnetCidr, "is not inside vpcCidr %s", c.VpcCidr)
+		}
+		if len(c.AdminCidrs) == 0 {
+			bad("adminCidrs", nil, "required for target %s: the networks allowed to reach SSH and the Kubernetes API, e.g. [\"203.0.113.7/32\"]", c.Target)
+		}
+		for i, cidr := range c.AdminCidrs {
+			key := fmt.Sprintf("adminCidrs[%d]", i)
+			_, n, err := net.ParseCIDR(cidr)
+			switch {
+			case err != nil:
+				bad(key, cidr, "want a CIDR such as 203.0.113.7/32")
+			case prefix(n) == 0:
+				bad(key, cidr, "opens SSH and the Kubernetes API to the whole internet; want your own network, e.g. 203.0.113.7/32")
+			case cidr != n.String():
+				bad(key, cidr, "has host bits set; want %s", n.String())
+			}
+		}
+		if !sshKeyRe.MatchString(c.SSHPublicKey) {
+			bad("sshPublicKey", short(c.SSHPublicKey), "want an OpenSSH public key line (ssh-ed25519 AAAA... comment)")
+		}
+		if c.RootVolumeGiB < 20 || c.RootVolumeGiB > 1024 {
+			bad("rootVolumeGiB", c.RootVolumeGiB, "want 20 to 1024 (MicroK8s with observability needs 20 GiB)")
+		}
+		if !slices.Contains(ubuntuLTS, c.UbuntuRelease) {
+			bad("ubuntuRelease", c.UbuntuRelease, "want one of %s", strings.Join(ubuntuLTS, ", "))
+		}
+	}
+	switch c.Target {
+	case TargetAWS:
+		if c.AwsRegion == "" {
+			bad("aws:region", nil, "required for target aws, e.g. us-east-1")
+		}
+		if !awsTypeRe.MatchString(c.InstanceType) {
+			bad("instanceType", c.InstanceType, "want an EC2 instance type such as t3.large")
+		}
+		if c.BudgetMonthlyUSD <= 0 {
+			bad("budgetMonthlyUsd", c.BudgetMonthlyUSD, "want a positive amount in USD")
+		}
+		for i, e := range c.BudgetEmails {
+			if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+				bad(fmt.Sprintf("budgetEmails[%d]", i), e, "want an e-mail address such as ops@example.com")
+			}
+		}
+	case TargetGCP:
+		if c.GcpProject == "" {
+			bad("gcp:project", nil, "required for target gcp: the project id")
+		}
+		if !gcpRegionRe.MatchString(c.GcpRegion) {
+			bad("gcp:region", c.GcpRegion, "want a region such as us-central1")
+		} else if !strings.HasPrefix(c.GcpZone, c.GcpRegion+"-") {
+			bad("gcp:zone", c.GcpZone, "want a zone of region %s, such as %s-a", c.GcpRegion, c.GcpRegion)
+		}
+		if !gcpMachRe.MatchString(c.MachineType) {
+			bad("machineType", c.MachineType, "want a GCE machine type such as e2-standard-2")
+		}
+	case TargetSSH:
+		if !validHost(c.SSHHost) {
+			bad("sshHost", c.SSHHost, "required for target ssh: the host's IP address or DNS name")
+		}
+		if ip := net.ParseIP(c.SSHPrivateIP); ip == nil || ip.To4() == nil {
+			bad("sshPrivateIp", c.SSHPrivateIP, "want the host's own IPv4 address (MetalLB hands it to Kong); it defaults to sshHost only when that is an IPv4 address")
+		}
+	case TargetKubeconfig:
+		if c.Kubeconfig != "" && strings.ContainsAny(c.Kubeconfig, "\n") {
+			bad("kubeconfig", short(c.Kubeconfig), "want a file path")
+		}
+	}
+	if overSSH {
+		if !c.hasPrivateKey {
+			bad("sshPrivateKey", nil, "required for target %s; set it with: pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519", c.Target)
+		}
+		if !regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`).MatchString(c.SSHUser) {
+			bad("sshUser", c.SSHUser, "want a Linux user name such as ubuntu")
+		}
+		if c.SSHPort < 1 || c.SSHPort > 65535 {
+			bad("sshPort", c.SSHPort, "want 1-65535")
+		}
+		if !channelRe.MatchString(c.MicroK8sChannel) {
+			bad("microk8sChannel", c.MicroK8sChannel, "want a snap channel <major>.<minor>[-strict]/<risk>, such as 1.32/stable")
+		}
+	}
+
+	if c.GatewayServiceType != "LoadBalancer" && c.GatewayServiceType != "NodePort" {
+		bad("gatewayServiceType", c.GatewayServiceType, "want LoadBalancer or NodePort")
+	} else if c.NeedsSSH() && c.GatewayServiceType != "LoadBalancer" {
+		bad("gatewayServiceType", c.GatewayServiceType, "want LoadBalancer on target %s: MetalLB gives Kong the VM's address", c.Target)
+	}
+	if !imageRe.MatchString(c.AppImage) {
+		bad("appImage", c.AppImage, "want an image repository without a tag, such as ghcr.io/org/comments")
+	}
+	if c.AppTag == "latest" || !tagRe.MatchString(c.AppTag) {
+		bad("appTag", c.AppTag, "want a pinned image tag such as 0.1.0 or a commit sha (never latest)")
+	}
+	if c.AppReplicas < 1 || c.AppReplicas > 20 {
+		bad("appReplicas", c.AppReplicas, "want 1 to 20")
+	}
+	if c.RateLimitPerMinute < 1 {
+		bad("rateLimitPerMinute", c.RateLimitPerMinute, "want at least 1 request per minute")
+	}
+	if c.DBStorageGiB < 1 || c.DBStorageGiB > 500 {
+		bad("dbStorageGiB", c.DBStorageGiB, "want 1 to 500")
+	}
+	if !c.hasDBPassword {
+		bad("dbPassword", nil, "required; set it with: pulumi config set --secret dbPassword \"$(openssl rand -base64 24)\"")
+	}
+	return errors.Join(errs...)
+}
+
+// NeedsSSH reports whether the target installs MicroK8s over SSH.
+func (c Config) NeedsSSH() bool { return c.Target != TargetKubeconfig }
+
+func prefix(n *net.IPNet) int { ones, _ := n.Mask.Size(); return ones }
+
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	return len(h) <= 253 && hostRe.MatchString(h)
+}
+
+func describe(value any, msg string) string {
+	if value == nil {
+		return "not set; " + msg
+	}
+	return fmt.Sprintf("%#v %s", value, msg)
+}
+
+func short(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}

@@ -1,0 +1,308 @@
+// Package mocktest runs the Pulumi program under pulumi.WithMocks with mocks
+// that answer like the real providers do (ids, addresses, the AMI lookup,
+// the kubeconfig a remote command prints), records every resource and
+// function call, and loads the committed stack files as configuration.
+package mocktest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
+	"gopkg.in/yaml.v3"
+)
+
+// Fixed answers of the mocked clouds.
+const (
+	AWSPublicIP  = "203.0.113.10"
+	AWSPrivateIP = "10.0.1.10"
+	GCPPublicIP  = "198.51.100.20"
+	GCPPrivateIP = "10.0.1.2"
+	AMIID        = "ami-0123456789abcdef0"
+	Project      = "microk8s-platform"
+)
+
+// Resource is one registered resource.
+type Resource struct {
+	Type, Name, URN string
+	Inputs          resource.PropertyMap
+	Custom          bool
+	Parent          string
+	Dependencies    []string
+	PropertyDeps    map[string][]string
+	SecretOutputs   []string
+	IgnoreChanges   []string
+	Provider        string
+}
+
+// Call is one function invocation.
+type Call struct {
+	Token string
+	Args  resource.PropertyMap
+}
+
+// Mocks records resources and answers like the providers.
+type Mocks struct {
+	Stack     string
+	mu        sync.Mutex
+	Resources []Resource
+	Calls     []Call
+}
+
+// NewResource answers a resource registration.
+func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	r := Resource{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, Custom: args.Custom, Provider: args.Provider}
+	if rpc := args.RegisterRPC; rpc != nil {
+		r.Parent, r.Dependencies = rpc.GetParent(), rpc.GetDependencies()
+		r.SecretOutputs, r.IgnoreChanges = rpc.GetAdditionalSecretOutputs(), rpc.GetIgnoreChanges()
+		r.PropertyDeps = map[string][]string{}
+		for k, v := range rpc.GetPropertyDependencies() {
+			r.PropertyDeps[k] = v.GetUrns()
+		}
+	}
+	r.URN = urn(m.Stack, r.Parent, args.TypeToken, args.Name)
+	out := args.Inputs.Copy()
+	id := args.Name + "-id"
+	str := resource.NewStringProperty
+	switch args.TypeToken {
+	case "aws:ec2/instance:Instance":
+		out["privateIp"] = str(AWSPrivateIP)
+		out["publicIp"] = str("")
+		id = "i-0abc"
+	case "aws:ec2/eip:Eip":
+		out["publicIp"] = str(AWSPublicIP)
+		id = "eipalloc-0abc"
+	case "aws:ec2/vpc:Vpc":
+		id = "vpc-0abc"
+	case "aws:ec2/subnet:Subnet":
+		id = "subnet-0abc"
+	case "aws:ec2/securityGroup:SecurityGroup":
+		id = "sg-0abc"
+	case "aws:ec2/keyPair:KeyPair":
+		if _, ok := out["keyName"]; !ok {
+			out["keyName"] = str(args.Name)
+		}
+	case "gcp:compute/address:Address":
+		out["address"] = str(GCPPublicIP)
+	case "gcp:compute/instance:Instance":
+		nics := out["networkInterfaces"].ArrayValue()
+		if len(nics) > 0 {
+			nic := nics[0].ObjectValue().Copy()
+			nic["networkIp"] = str(GCPPrivateIP)
+			nics[0] = resource.NewObjectProperty(nic)
+		}
+	case "command:remote:Command":
+		out["stdout"], out["stderr"] = str(commandStdout(args.Inputs)), str("")
+	}
+	if strings.HasPrefix(args.TypeToken, "kubernetes:") && args.TypeToken != "pulumi:providers:kubernetes" {
+		meta := resource.PropertyMap{}
+		if v, ok := out["metadata"]; ok && v.IsObject() {
+			meta = v.ObjectValue().Copy()
+		}
+		if _, ok := meta["name"]; !ok {
+			meta["name"] = str(args.Name)
+		}
+		out["metadata"] = resource.NewObjectProperty(meta)
+	}
+	m.mu.Lock()
+	m.Resources = append(m.Resources, r)
+	m.mu.Unlock()
+	return id, out, nil
+}
+
+// urn builds a resource's URN as the engine does: the parent's type chain,
+// then this type, then the name.
+func urn(stack, parent, token, name string) string {
+	typ := token
+	if parts := strings.Split(parent, "::"); len(parts) == 4 && !strings.HasSuffix(parts[2], "pulumi:pulumi:Stack") {
+		typ = parts[2] + "$" + token
+	}
+	return fmt.Sprintf("urn:pulumi:%s::%s::%s::%s", stack, Project, typ, name)
+}
+
+var publicIPInCreate = regexp.MustCompile(`PUBLIC_IP='([^']*)'`)
+
+// commandStdout is what the remote step would print: the kubeconfig step
+// prints MicroK8s' config with the server rewritten, as kubeconfig.sh does.
+func commandStdout(in resource.PropertyMap) string {
+	stdin, create := "", ""
+	if v, ok := in["stdin"]; ok && v.IsString() {
+		stdin = v.StringValue()
+	}
+	if v, ok := in["create"]; ok && v.IsString() {
+		create = v.StringValue()
+	}
+	if !strings.Contains(stdin, "microk8s config") {
+		return "ok\n"
+	}
+	ip := "unknown"
+	if m := publicIPInCreate.FindStringSubmatch(create); m != nil {
+		ip = m[1]
+	}
+	return fmt.Sprintf(`apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0EK
+    server: https://%s:16443
+  name: microk8s-cluster
+contexts:
+- context: {cluster: microk8s-cluster, user: admin}
+  name: microk8s
+current-context: microk8s
+kind: Config
+users:
+- name: admin
+  user: {client-certificate-data: Q0VSVAo=, client-key-data: S0VZCg==}
+`, ip)
+}
+
+// Call answers a function invocation.
+func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	m.mu.Lock()
+	m.Calls = append(m.Calls, Call{Token: args.Token, Args: args.Args})
+	m.mu.Unlock()
+	switch args.Token {
+	case "aws:index/getAvailabilityZones:getAvailabilityZones":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"id": "us-east-1", "names": []any{"us-east-1a", "us-east-1b", "us-east-1c"}, "zoneIds": []any{"use1-az1", "use1-az2", "use1-az4"},
+		}), nil
+	case "aws:ec2/getAmi:getAmi":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"id": AMIID, "imageId": AMIID, "architecture": "x86_64",
+			"name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251101",
+		}), nil
+	}
+	return args.Args, nil
+}
+
+// ByType returns the recorded resources of a type token.
+func (m *Mocks) ByType(token string) []Resource {
+	var out []Resource
+	for _, r := range m.Resources {
+		if r.Type == token {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// One returns the single resource of token and name, failing the test otherwise.
+func (m *Mocks) One(t *testing.T, token, name string) Resource {
+	t.Helper()
+	for _, r := range m.Resources {
+		if r.Type == token && r.Name == name {
+			return r
+		}
+	}
+	var names []string
+	for _, r := range m.ByType(token) {
+		names = append(names, r.Name)
+	}
+	t.Fatalf("no %s named %q (have %v)", token, name, names)
+	return Resource{}
+}
+
+// Config is a stack's configuration: key ("project:key") -> value, and the
+// keys that are secret.
+type Config struct {
+	Values  map[string]string
+	Secrets []string
+}
+
+// StackFile reads a committed Pulumi.<stack>.yaml from the repository root.
+func StackFile(t *testing.T, stack string) Config {
+	t.Helper()
+	path := filepath.Join(repoRoot(t), "Pulumi."+stack+".yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Config map[string]any `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	c := Config{Values: map[string]string{}}
+	for k, v := range doc.Config {
+		switch v := v.(type) {
+		case string:
+			c.Values[k] = v
+		default:
+			j, _ := json.Marshal(v)
+			c.Values[k] = string(j)
+		}
+	}
+	return c
+}
+
+// Set sets project keys (without the "microk8s-platform:" prefix unless the
+// key has a namespace of its own); a value of nil-equivalent "" deletes.
+func (c Config) Set(kv map[string]string) Config {
+	out := Config{Values: map[string]string{}, Secrets: slices.Clone(c.Secrets)}
+	for k, v := range c.Values {
+		out.Values[k] = v
+	}
+	for k, v := range kv {
+		if !strings.Contains(k, ":") {
+			k = Project + ":" + k
+		}
+		if v == "" {
+			delete(out.Values, k)
+			continue
+		}
+		out.Values[k] = v
+	}
+	return out
+}
+
+// Secret sets project keys as secrets.
+func (c Config) Secret(kv map[string]string) Config {
+	out := c.Set(kv)
+	for k := range kv {
+		out.Secrets = append(out.Secrets, Project+":"+k)
+	}
+	return out
+}
+
+// Run runs program under mocks with c as the stack configuration.
+func Run(t *testing.T, stack string, c Config, program pulumi.RunFunc) (*Mocks, error) {
+	t.Helper()
+	cfg, _ := json.Marshal(c.Values)
+	secrets, _ := json.Marshal(c.Secrets)
+	t.Setenv(pulumi.EnvConfig, string(cfg))
+	t.Setenv(pulumi.EnvConfigSecretKeys, string(secrets))
+	m := &Mocks{Stack: stack}
+	err := pulumi.RunErr(program, pulumi.WithMocks(Project, stack, m))
+	return m, err
+}
+
+func repoRoot(t *testing.T) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "Pulumi.yaml")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("Pulumi.yaml not found above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Await resolves an output after the run: its value and whether it is secret.
+func Await(o pulumi.Output) (any, bool, error) {
+	r, err := internals.UnsafeAwaitOutput(context.Background(), o)
+	return r.Value, r.Secret, err
+}

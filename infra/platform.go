@@ -1,0 +1,201 @@
+package infra
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"microk8s-platform/infra/app"
+	"microk8s-platform/infra/budget"
+	"microk8s-platform/infra/cluster"
+	"microk8s-platform/infra/gateway"
+	"microk8s-platform/infra/network"
+	"microk8s-platform/infra/observability"
+	"microk8s-platform/infra/tags"
+	"microk8s-platform/infra/vm"
+)
+
+// Run is the whole program: load the stack's configuration, validate it,
+// declare the platform. stacks/platform/main.go passes it to pulumi.Run;
+// the tests and the local sandbox's Automation API driver call it too.
+func Run(ctx *pulumi.Context) error {
+	cfg, err := Load(ctx)
+	if err != nil {
+		return fmt.Errorf("stack configuration:\n%w", err)
+	}
+	_, err = Platform(ctx, cfg)
+	return err
+}
+
+// Outputs are what the platform exposes (also exported as stack outputs).
+type Outputs struct {
+	PublicIP   pulumi.StringOutput // empty for target kubeconfig
+	SSHCommand pulumi.StringOutput
+	Kubeconfig pulumi.StringOutput // secret; empty for target kubeconfig
+	APIURL     pulumi.StringOutput
+	AppURL     pulumi.StringOutput
+	Grafana    pulumi.StringOutput
+	// MonthlyCostUSD is the VM's estimated cost; 0 when unknown or no VM.
+	MonthlyCostUSD float64
+	Provider       *kubernetes.Provider
+}
+
+// Platform declares everything for cfg. It validates cfg first, so a bad
+// configuration declares nothing.
+func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid stack configuration (nothing was changed):\n%w", err)
+	}
+	owner := tags.Owner{Project: cfg.Project, Stack: cfg.Stack}
+	out := &Outputs{}
+
+	var host vm.Host
+	switch cfg.Target {
+	case TargetAWS:
+		net, err := network.NewAWS(ctx, "network", network.AWSArgs{
+			Owner: owner, VpcCidr: cfg.VpcCidr, SubnetCidr: cfg.SubnetCidr, AdminCidrs: cfg.AdminCidrs,
+		})
+		if err != nil {
+			return nil, err
+		}
+		machine, err := vm.NewAWS(ctx, "vm", vm.AWSArgs{
+			Owner: owner, SubnetID: net.SubnetID, SecurityGroupID: net.SecurityGroupID,
+			InstanceType: cfg.InstanceType, Spot: cfg.Spot, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
+			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		host = machine.Host
+		if _, err := budget.New(ctx, "budget", budget.Args{Owner: owner, MonthlyUSD: cfg.BudgetMonthlyUSD, Emails: cfg.BudgetEmails}); err != nil {
+			return nil, err
+		}
+		out.MonthlyCostUSD, _ = vm.MonthlyCost("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)
+		ctx.Export("securityGroupId", net.SecurityGroupID)
+		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)))
+	case TargetGCP:
+		net, err := network.NewGCP(ctx, "network", network.GCPArgs{
+			Owner: owner, Project: cfg.GcpProject, Region: cfg.GcpRegion, SubnetCidr: cfg.SubnetCidr, AdminCidrs: cfg.AdminCidrs,
+		})
+		if err != nil {
+			return nil, err
+		}
+		machine, err := vm.NewGCP(ctx, "vm", vm.GCPArgs{
+			Owner: owner, Project: cfg.GcpProject, Region: cfg.GcpRegion, Zone: cfg.GcpZone,
+			SubnetworkID: net.SubnetworkID, VMTag: net.VMTag,
+			MachineType: cfg.MachineType, Spot: cfg.Preemptible, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
+			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
+		})
+		if err != nil {
+			return nil, err
+		}
+		host = machine.Host
+		out.MonthlyCostUSD, _ = vm.MonthlyCost("gcp", cfg.MachineType, cfg.Preemptible, cfg.RootVolumeGiB)
+		ctx.Export("networkTag", pulumi.String(net.VMTag))
+		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("gcp", cfg.MachineType, cfg.Preemptible, cfg.RootVolumeGiB)))
+	case TargetSSH:
+		host = vm.Existing(cfg.SSHHost, cfg.SSHPrivateIP, cfg.SSHUser, cfg.SSHPort, cfg.SSHPrivateKey)
+	}
+
+	if cfg.NeedsSSH() {
+		cl, err := cluster.New(ctx, "microk8s", cluster.Args{Host: host, Channel: cfg.MicroK8sChannel, Observability: cfg.Observability})
+		if err != nil {
+			return nil, err
+		}
+		out.Provider, out.Kubeconfig, out.APIURL = cl.Provider, cl.Kubeconfig, cl.APIURL
+		out.PublicIP = host.PublicIP
+		out.SSHCommand = pulumi.Sprintf("ssh -p %d %s@%s", host.Port, host.User, host.PublicIP)
+		out.AppURL = pulumi.Sprintf("http://%s%s", host.PublicIP, app.IngressPathPrefix)
+	} else {
+		p, err := kubernetes.NewProvider(ctx, "existing-cluster", &kubernetes.ProviderArgs{
+			Kubeconfig: optional(cfg.Kubeconfig), // a path; empty means $KUBECONFIG or ~/.kube/config
+			Context:    optional(cfg.KubeContext),
+		})
+		if err != nil {
+			return nil, err
+		}
+		out.Provider = p
+		out.PublicIP = pulumi.String("").ToStringOutput()
+		out.SSHCommand = pulumi.String("").ToStringOutput()
+		out.Kubeconfig = pulumi.ToSecret(pulumi.String("")).(pulumi.StringOutput)
+		out.APIURL = pulumi.String("from the kubeconfig").ToStringOutput()
+	}
+
+	g, err := workloads(ctx, cfg, out.Provider)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.NeedsSSH() {
+		out.AppURL = proxyURL(g.ProxyService)
+	}
+	if cfg.Observability {
+		out.Grafana = pulumi.String("kubectl -n observability port-forward svc/kube-prom-stack-grafana 3000:80, then http://localhost:3000 as admin; password: kubectl -n observability get secret kube-prom-stack-grafana -o jsonpath='{.data.admin-password}' | base64 -d").ToStringOutput()
+	} else {
+		out.Grafana = pulumi.String("observability is off for this stack (config key observability)").ToStringOutput()
+	}
+
+	ctx.Export("target", pulumi.String(cfg.Target))
+	ctx.Export("publicIp", out.PublicIP)
+	ctx.Export("sshCommand", out.SSHCommand)
+	ctx.Export("kubeconfig", out.Kubeconfig)
+	ctx.Export("kubernetesApiUrl", out.APIURL)
+	ctx.Export("appUrl", out.AppURL)
+	ctx.Export("grafana", out.Grafana)
+	if out.MonthlyCostUSD > 0 {
+		ctx.Export("estimatedMonthlyCostUsd", pulumi.Float64(out.MonthlyCostUSD))
+	}
+	return out, nil
+}
+
+// workloads declares the Kubernetes layer, the same for every target.
+func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (*gateway.Gateway, error) {
+	onCluster := pulumi.Provider(provider)
+	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType}, onCluster)
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.New(ctx, "comments", app.Args{
+		Image: cfg.AppImage, Tag: cfg.AppTag, Replicas: cfg.AppReplicas,
+		RateLimitPerMinute: cfg.RateLimitPerMinute, DBPassword: cfg.DBPassword, DBStorageGiB: cfg.DBStorageGiB,
+		AwaitIngress: cfg.GatewayServiceType == "LoadBalancer",
+		Gateway:      g,
+	}, onCluster)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Observability {
+		if _, err := observability.New(ctx, "observability", observability.Args{
+			DependsOn: []pulumi.Resource{a.Service, g.ProxyService},
+		}, onCluster); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// proxyURL is Kong's address on an existing cluster: its load-balancer
+// address, or how to reach it without one.
+func proxyURL(svc *corev1.Service) pulumi.StringOutput {
+	return svc.Status.ApplyT(func(st *corev1.ServiceStatus) string {
+		if st != nil && st.LoadBalancer != nil {
+			for _, in := range st.LoadBalancer.Ingress {
+				if in.Ip != nil {
+					return "http://" + *in.Ip + app.IngressPathPrefix
+				}
+				if in.Hostname != nil {
+					return "http://" + *in.Hostname + app.IngressPathPrefix
+				}
+			}
+		}
+		return "kubectl -n kong port-forward svc/kong-proxy 8080:80, then http://localhost:8080" + app.IngressPathPrefix
+	}).(pulumi.StringOutput)
+}
+
+func optional(s string) pulumi.StringPtrInput {
+	if s == "" {
+		return nil
+	}
+	return pulumi.String(s)
+}
