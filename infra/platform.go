@@ -167,7 +167,7 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (
 	}
 	if cfg.Observability {
 		if _, err := observability.New(ctx, "observability", observability.Args{
-			DependsOn: []pulumi.Resource{a.Service, g.ProxyService},
+			DependsOn: []pulumi.Resource{a.Namespace, g.Namespace, a.Service, g.ProxyService},
 		}, onCluster); err != nil {
 			return nil, err
 		}

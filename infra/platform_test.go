@@ -130,15 +130,15 @@ func TestDevStackOnAWS(t *testing.T) {
 
 	inst := m.One(t, "aws:ec2/instance:Instance", "vm")
 	checks := map[string]string{
-		"ami":                                     mt.AMIID,
-		"instanceType":                            "t3.large",
-		"metadataOptions.httpTokens":              "required",
-		"metadataOptions.httpEndpoint":            "enabled",
-		"metadataOptions.httpPutResponseHopLimit": "1",
-		"rootBlockDevice.volumeType":              "gp3",
-		"rootBlockDevice.encrypted":               "true",
-		"rootBlockDevice.volumeSize":              "30",
-		"instanceMarketOptions.marketType":        "spot",
+		"ami":                          mt.AMIID,
+		"instanceType":                 "t3.large",
+		"metadataOptions.httpTokens":   "required",
+		"metadataOptions.httpEndpoint": "enabled",
+		"metadataOptions.httpPutResponseHopLimit":                        "1",
+		"rootBlockDevice.volumeType":                                     "gp3",
+		"rootBlockDevice.encrypted":                                      "true",
+		"rootBlockDevice.volumeSize":                                     "30",
+		"instanceMarketOptions.marketType":                               "spot",
 		"instanceMarketOptions.spotOptions.instanceInterruptionBehavior": "stop",
 		"subnetId": "subnet-0abc",
 	}
@@ -266,18 +266,18 @@ func TestGCPTarget(t *testing.T) {
 	}
 	inst := m.One(t, "gcp:compute/instance:Instance", "vm")
 	for path, want := range map[string]string{
-		"bootDisk.initializeParams.image":                 vm.GCPImages["24.04"],
-		"bootDisk.initializeParams.size":                  "30",
-		"shieldedInstanceConfig.enableSecureBoot":         "true",
-		"shieldedInstanceConfig.enableVtpm":               "true",
+		"bootDisk.initializeParams.image":                  vm.GCPImages["24.04"],
+		"bootDisk.initializeParams.size":                   "30",
+		"shieldedInstanceConfig.enableSecureBoot":          "true",
+		"shieldedInstanceConfig.enableVtpm":                "true",
 		"shieldedInstanceConfig.enableIntegrityMonitoring": "true",
-		"metadata.ssh-keys":                               "ubuntu:" + pubKey,
-		"metadata.block-project-ssh-keys":                 "true",
-		"networkInterfaces[0].accessConfigs[0].natIp":     mt.GCPPublicIP,
-		"scheduling.provisioningModel":                    "SPOT",
-		"scheduling.instanceTerminationAction":            "STOP",
-		"zone":                                            "europe-west1-a",
-		"labels.managed-by":                               "pulumi",
+		"metadata.ssh-keys":                                "ubuntu:" + pubKey,
+		"metadata.block-project-ssh-keys":                  "true",
+		"networkInterfaces[0].accessConfigs[0].natIp":      mt.GCPPublicIP,
+		"scheduling.provisioningModel":                     "SPOT",
+		"scheduling.instanceTerminationAction":             "STOP",
+		"zone":                                             "europe-west1-a",
+		"labels.managed-by":                                "pulumi",
 	} {
 		if got := mt.Str(inst.Inputs, path); got != want {
 			t.Errorf("instance %s = %q, want %q", path, got, want)

@@ -38,7 +38,7 @@ const (
 	controllerName   = "ingress-controllers.konghq.com/kong"
 	// MetricsLabel marks the Service Prometheus scrapes.
 	MetricsLabel = "microk8s-platform/metrics"
-	kongUID          = 1000 // the kong image's user
+	kongUID      = 1000 // the kong image's user
 )
 
 // Component labels Kong's objects.
