@@ -30,6 +30,7 @@ const (
 	GCPPrivateIP = "10.0.1.2"
 	AMIID        = "ami-0123456789abcdef0"
 	Project      = "microk8s-platform"
+	Account      = "123456789012"
 )
 
 // Resource is one registered resource.
@@ -43,6 +44,7 @@ type Resource struct {
 	SecretOutputs   []string
 	IgnoreChanges   []string
 	Provider        string
+	Protect         bool
 }
 
 // Call is one function invocation.
@@ -53,6 +55,7 @@ type Call struct {
 
 // Mocks records resources and answers like the providers.
 type Mocks struct {
+	Project   string
 	Stack     string
 	mu        sync.Mutex
 	Resources []Resource
@@ -65,12 +68,13 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	if rpc := args.RegisterRPC; rpc != nil {
 		r.Parent, r.Dependencies = rpc.GetParent(), rpc.GetDependencies()
 		r.SecretOutputs, r.IgnoreChanges = rpc.GetAdditionalSecretOutputs(), rpc.GetIgnoreChanges()
+		r.Protect = rpc.GetProtect()
 		r.PropertyDeps = map[string][]string{}
 		for k, v := range rpc.GetPropertyDependencies() {
 			r.PropertyDeps[k] = v.GetUrns()
 		}
 	}
-	r.URN = urn(m.Stack, r.Parent, args.TypeToken, args.Name)
+	r.URN = urn(m.Project, m.Stack, r.Parent, args.TypeToken, args.Name)
 	out := args.Inputs.Copy()
 	id := args.Name + "-id"
 	str := resource.NewStringProperty
@@ -104,6 +108,14 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "command:remote:Command":
 		out["stdout"], out["stderr"] = str(commandStdout(args.Inputs)), str("")
 	}
+	if mod, typ, ok := awsModuleType(args.TypeToken); ok {
+		if _, has := out["arn"]; !has {
+			out["arn"] = str(fmt.Sprintf("arn:aws:%s:us-east-1:%s:%s/%s", mod, Account, typ, id))
+		}
+		if args.TypeToken == "aws:kms/key:Key" {
+			out["keyId"] = str(id)
+		}
+	}
 	if strings.HasPrefix(args.TypeToken, "kubernetes:") && args.TypeToken != "pulumi:providers:kubernetes" {
 		meta := resource.PropertyMap{}
 		if v, ok := out["metadata"]; ok && v.IsObject() {
@@ -120,14 +132,24 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	return id, out, nil
 }
 
+// awsModuleType splits "aws:kms/key:Key" into "kms" and "key".
+func awsModuleType(token string) (string, string, bool) {
+	parts := strings.Split(token, ":")
+	if len(parts) != 3 || parts[0] != "aws" {
+		return "", "", false
+	}
+	mod, typ, _ := strings.Cut(parts[1], "/")
+	return mod, strings.ToLower(typ), true
+}
+
 // urn builds a resource's URN as the engine does: the parent's type chain,
 // then this type, then the name.
-func urn(stack, parent, token, name string) string {
+func urn(project, stack, parent, token, name string) string {
 	typ := token
 	if parts := strings.Split(parent, "::"); len(parts) == 4 && !strings.HasSuffix(parts[2], "pulumi:pulumi:Stack") {
 		typ = parts[2] + "$" + token
 	}
-	return fmt.Sprintf("urn:pulumi:%s::%s::%s::%s", stack, Project, typ, name)
+	return fmt.Sprintf("urn:pulumi:%s::%s::%s::%s", stack, project, typ, name)
 }
 
 var publicIPInCreate = regexp.MustCompile(`PUBLIC_IP='([^']*)'`)
@@ -176,6 +198,12 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"id": "us-east-1", "names": []any{"us-east-1a", "us-east-1b", "us-east-1c"}, "zoneIds": []any{"use1-az1", "use1-az2", "use1-az4"},
 		}), nil
+	case "aws:index/getCallerIdentity:getCallerIdentity":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"id": Account, "accountId": Account, "arn": "arn:aws:iam::" + Account + ":user/ci", "userId": "AIDAEXAMPLE",
+		}), nil
+	case "aws:index/getRegion:getRegion":
+		return resource.NewPropertyMapFromMap(map[string]any{"id": "us-east-1", "name": "us-east-1", "description": "US East (N. Virginia)"}), nil
 	case "aws:ec2/getAmi:getAmi":
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"id": AMIID, "imageId": AMIID, "architecture": "x86_64",
@@ -222,7 +250,14 @@ type Config struct {
 // StackFile reads a committed Pulumi.<stack>.yaml from the repository root.
 func StackFile(t *testing.T, stack string) Config {
 	t.Helper()
-	path := filepath.Join(repoRoot(t), "Pulumi."+stack+".yaml")
+	return StackFileIn(t, "", stack)
+}
+
+// StackFileIn reads Pulumi.<stack>.yaml from dir, relative to the
+// repository root (another program's folder, like stacks/backend).
+func StackFileIn(t *testing.T, dir, stack string) Config {
+	t.Helper()
+	path := filepath.Join(repoRoot(t), dir, "Pulumi."+stack+".yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -278,12 +313,19 @@ func (c Config) Secret(kv map[string]string) Config {
 // Run runs program under mocks with c as the stack configuration.
 func Run(t *testing.T, stack string, c Config, program pulumi.RunFunc) (*Mocks, error) {
 	t.Helper()
+	return RunProject(t, Project, stack, c, program)
+}
+
+// RunProject is Run for another project (the backend bootstrap); c's keys
+// carry that project's namespace.
+func RunProject(t *testing.T, project, stack string, c Config, program pulumi.RunFunc) (*Mocks, error) {
+	t.Helper()
 	cfg, _ := json.Marshal(c.Values)
 	secrets, _ := json.Marshal(c.Secrets)
 	t.Setenv(pulumi.EnvConfig, string(cfg))
 	t.Setenv(pulumi.EnvConfigSecretKeys, string(secrets))
-	m := &Mocks{Stack: stack}
-	err := pulumi.RunErr(program, pulumi.WithMocks(Project, stack, m))
+	m := &Mocks{Project: project, Stack: stack}
+	err := pulumi.RunErr(program, pulumi.WithMocks(project, stack, m))
 	return m, err
 }
 

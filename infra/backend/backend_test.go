@@ -1,0 +1,320 @@
+package backend
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	mt "microk8s-platform/infra/internal/mocktest"
+	"microk8s-platform/infra/tags"
+)
+
+const project = "microk8s-platform-backend"
+
+func bootstrap(t *testing.T, extra map[string]string) (*mt.Mocks, error) {
+	t.Helper()
+	c := mt.StackFileIn(t, "stacks/backend", "bootstrap")
+	set := map[string]string{project + ":githubRepository": "acme/microk8s-platform"}
+	for k, v := range extra {
+		set[project+":"+k] = v
+	}
+	return mt.RunProject(t, project, "bootstrap", c.Set(set), Run)
+}
+
+func mustBootstrap(t *testing.T) *mt.Mocks {
+	t.Helper()
+	m, err := bootstrap(t, nil)
+	if err != nil {
+		t.Fatalf("bootstrap failed: %v", err)
+	}
+	return m
+}
+
+func policyOf(t *testing.T, r mt.Resource, field string) PolicyDocument {
+	t.Helper()
+	var d PolicyDocument
+	if err := json.Unmarshal([]byte(mt.Str(r.Inputs, field)), &d); err != nil {
+		t.Fatalf("%s %s: %s is not a policy: %v", r.Type, r.Name, field, err)
+	}
+	return d
+}
+
+func TestStateBucketIsPrivateVersionedEncryptedAndTLSOnly(t *testing.T) {
+	m := mustBootstrap(t)
+	bucket := m.One(t, "aws:s3/bucketV2:BucketV2", "backend-state")
+	if got := mt.Str(bucket.Inputs, "bucket"); got != "microk8s-platform-state-"+mt.Account {
+		t.Errorf("bucket name %q", got)
+	}
+	pab := m.One(t, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "backend-state")
+	for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
+		if mt.Str(pab.Inputs, k) != "true" {
+			t.Errorf("public access block %s = %q", k, mt.Str(pab.Inputs, k))
+		}
+	}
+	if got := mt.Str(m.One(t, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "backend-state").Inputs, "rule.objectOwnership"); got != "BucketOwnerEnforced" {
+		t.Errorf("object ownership %q", got)
+	}
+	if got := mt.Str(m.One(t, "aws:s3/bucketVersioningV2:BucketVersioningV2", "backend-state").Inputs, "versioningConfiguration.status"); got != "Enabled" {
+		t.Errorf("versioning %q", got)
+	}
+	sse := m.One(t, "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2", "backend-state")
+	stateKey := m.One(t, "aws:kms/key:Key", "backend-state")
+	rule := "rules[0].applyServerSideEncryptionByDefault."
+	if mt.Str(sse.Inputs, rule+"sseAlgorithm") != "aws:kms" || !strings.Contains(mt.Str(sse.Inputs, rule+"kmsMasterKeyId"), "backend-state") {
+		t.Errorf("bucket encryption %v, want aws:kms with the state key", mt.Get(sse.Inputs, "rules[0]"))
+	}
+	if mt.Str(stateKey.Inputs, "enableKeyRotation") != "true" {
+		t.Error("state key rotation is off")
+	}
+
+	policy := policyOf(t, m.One(t, "aws:s3/bucketPolicy:BucketPolicy", "backend-state"), "policy")
+	var tls bool
+	for _, s := range policy.Statement {
+		tls = tls || (s.Effect == "Deny" && slices.Contains(s.Action, "s3:*") && s.Condition["Bool"]["aws:SecureTransport"] == "false" &&
+			slices.Contains(s.Resource, "arn:aws:s3:::microk8s-platform-state-"+mt.Account+"/*"))
+	}
+	if !tls {
+		t.Errorf("bucket policy does not deny plain HTTP: %+v", policy)
+	}
+
+	lc := m.One(t, "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2", "backend-state")
+	if mt.Str(lc.Inputs, "rules[0].status") != "Enabled" || mt.Str(lc.Inputs, "rules[0].noncurrentVersionExpiration.noncurrentDays") != "90" {
+		t.Errorf("lifecycle %v", mt.Get(lc.Inputs, "rules[0]"))
+	}
+}
+
+func TestStatefulResourcesAreProtected(t *testing.T) {
+	m := mustBootstrap(t)
+	for _, r := range []mt.Resource{
+		m.One(t, "aws:s3/bucketV2:BucketV2", "backend-state"),
+		m.One(t, "aws:kms/key:Key", "backend-state"),
+		m.One(t, "aws:kms/key:Key", "backend-secrets"),
+		m.One(t, "aws:dynamodb/table:Table", "backend-lock"),
+	} {
+		if !r.Protect {
+			t.Errorf("%s %s is not protected: a destroy would lose every stack's state", r.Type, r.Name)
+		}
+	}
+}
+
+func TestLockTable(t *testing.T) {
+	m := mustBootstrap(t)
+	table := m.One(t, "aws:dynamodb/table:Table", "backend-lock")
+	want := map[string]string{
+		"name": "microk8s-platform-locks", "billingMode": "PAY_PER_REQUEST", "hashKey": LockHashKey,
+		"attributes[0].name": LockHashKey, "attributes[0].type": "S",
+		"pointInTimeRecovery.enabled": "true", "serverSideEncryption.enabled": "true",
+		"ttl.attributeName": TTLKey, "ttl.enabled": "true", "deletionProtectionEnabled": "true",
+	}
+	for path, v := range want {
+		if got := mt.Str(table.Inputs, path); got != v {
+			t.Errorf("table %s = %q, want %q", path, got, v)
+		}
+	}
+	if len(mt.Get(table.Inputs, "attributes").ArrayValue()) != 1 {
+		t.Error("the table declares attributes other than its key")
+	}
+}
+
+func TestOutputsSayHowToUseTheBackend(t *testing.T) {
+	var b *Backend
+	_, err := mt.RunProject(t, project, "bootstrap", mt.Config{Values: map[string]string{}}, func(ctx *pulumi.Context) error {
+		var err error
+		b, err = New(ctx, "backend", Args{
+			Owner: tagsOwner(), Account: mt.Account, Region: "eu-west-1", Bucket: "acme-state", StatePrefix: "platform",
+			LockTable: "locks", NoncurrentDays: 30, GitHubRepo: "acme/platform", Stacks: []string{"dev"},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o, want := range map[*pulumi.StringOutput]string{
+		&b.LoginURL:        "s3://acme-state/platform?region=eu-west-1",
+		&b.SecretsProvider: "awskms://alias/microk8s-platform-secrets?region=eu-west-1",
+		&b.LockTable:       "locks",
+	} {
+		v, _, err := mt.Await(*o)
+		if err != nil || v != want {
+			t.Errorf("output %v (%v), want %s", v, err, want)
+		}
+	}
+	for _, o := range []pulumi.StringOutput{b.PreviewRoleARN, b.DeployRoleARN} {
+		if v, _, _ := mt.Await(o); !strings.HasPrefix(v.(string), "arn:aws:iam:") {
+			t.Errorf("role ARN output %v", v)
+		}
+	}
+}
+
+func TestRolesTrustOnlyThisRepositorysWorkflows(t *testing.T) {
+	m := mustBootstrap(t)
+	oidc := m.One(t, "aws:iam/openIdConnectProvider:OpenIdConnectProvider", "backend-github")
+	if mt.Str(oidc.Inputs, "url") != "https://"+GitHubIssuer || !slices.Equal(mt.Strings(oidc.Inputs, "clientIdLists"), []string{GitHubAudience}) {
+		t.Errorf("OIDC provider %v", oidc.Inputs)
+	}
+	for role, subs := range map[string][]string{
+		"backend-preview": {"repo:acme/microk8s-platform:pull_request", "repo:acme/microk8s-platform:ref:refs/heads/main"},
+		"backend-deploy":  {"repo:acme/microk8s-platform:environment:dev", "repo:acme/microk8s-platform:environment:prod"},
+	} {
+		trust := policyOf(t, m.One(t, "aws:iam/role:Role", role), "assumeRolePolicy")
+		if len(trust.Statement) != 1 {
+			t.Fatalf("%s: %d trust statements", role, len(trust.Statement))
+		}
+		s := trust.Statement[0]
+		if s.Effect != "Allow" || !slices.Equal(s.Action, []string{"sts:AssumeRoleWithWebIdentity"}) || !strings.Contains(s.Principal["Federated"].(string), "openidconnectprovider") {
+			t.Errorf("%s trusts %+v", role, s)
+		}
+		if s.Condition["StringEquals"][GitHubIssuer+":aud"] != GitHubAudience {
+			t.Errorf("%s: audience not pinned: %v", role, s.Condition)
+		}
+		var got []string
+		for _, v := range s.Condition["StringLike"][GitHubIssuer+":sub"].([]any) {
+			got = append(got, v.(string))
+			if strings.Contains(v.(string), "*") {
+				t.Errorf("%s: wildcard subject %s", role, v)
+			}
+		}
+		if !slices.Equal(got, subs) {
+			t.Errorf("%s trusts subjects %v, want %v", role, got, subs)
+		}
+	}
+}
+
+func TestNoPolicyGrantsEverythingOnEverything(t *testing.T) {
+	m := mustBootstrap(t)
+	policies := m.ByType("aws:iam/rolePolicy:RolePolicy")
+	if len(policies) != 2 {
+		t.Fatalf("%d role policies", len(policies))
+	}
+	for _, r := range policies {
+		for _, s := range policyOf(t, r, "policy").Statement {
+			if s.Effect != "Allow" {
+				continue
+			}
+			for _, a := range s.Action {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("%s statement %s grants every action of a service: %s", r.Name, s.Sid, a)
+				}
+				if slices.Contains(s.Resource, "*") && !strings.Contains(a, ":Describe") && a != "sts:GetCallerIdentity" {
+					t.Errorf("%s statement %s grants %s on every resource", r.Name, s.Sid, a)
+				}
+			}
+			if len(s.Resource) == 0 {
+				t.Errorf("%s statement %s names no resource", r.Name, s.Sid)
+			}
+		}
+	}
+}
+
+func TestPoliciesAreScopedToThisProject(t *testing.T) {
+	scope := Scope{Project: "microk8s-platform", Account: mt.Account, Region: "us-east-1", Bucket: "b", StatePrefix: "p",
+		LockTable: "locks", StateKeyARN: "arn:state", SecretsKeyARN: "arn:secrets"}
+	allowed := func(d PolicyDocument, action, resource string) []Statement {
+		var out []Statement
+		for _, s := range d.Statement {
+			if s.Effect == "Allow" && slices.Contains(s.Action, action) && slices.ContainsFunc(s.Resource, func(r string) bool { return match(r, resource) }) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	preview, deploy := PreviewPolicy(scope), DeployPolicy(scope)
+	cases := []struct {
+		doc              PolicyDocument
+		action, resource string
+		want             bool
+	}{
+		{preview, "s3:GetObject", "arn:aws:s3:::b/p/.pulumi/stacks/microk8s-platform/dev.json", true},
+		{preview, "s3:PutObject", "arn:aws:s3:::b/p/.pulumi/stacks/microk8s-platform/dev.json", false},
+		{preview, "s3:DeleteObject", "arn:aws:s3:::b/p/.pulumi/locks/microk8s-platform/dev/1.json", false},
+		{preview, "s3:GetObject", "arn:aws:s3:::other-bucket/p/x", false},
+		{preview, "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:" + mt.Account + ":table/locks", false},
+		{preview, "ec2:TerminateInstances", "arn:aws:ec2:us-east-1:" + mt.Account + ":instance/i-1", false},
+		{preview, "kms:Encrypt", "arn:secrets", false},
+		{deploy, "s3:PutObject", "arn:aws:s3:::b/p/.pulumi/stacks/microk8s-platform/dev.json", true},
+		{deploy, "s3:PutObject", "arn:aws:s3:::b/elsewhere/x", false},
+		{deploy, "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:" + mt.Account + ":table/locks", true},
+		{deploy, "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:" + mt.Account + ":table/other", false},
+		{deploy, "kms:Encrypt", "arn:secrets", true},
+		{deploy, "kms:Decrypt", "arn:other-key", false},
+	}
+	for _, c := range cases {
+		if got := len(allowed(c.doc, c.action, c.resource)) > 0; got != c.want {
+			t.Errorf("%s on %s allowed=%v, want %v", c.action, c.resource, got, c.want)
+		}
+	}
+	// Changing EC2 resources needs the project tag; the runner-access rule
+	// the automation tag.
+	for _, s := range allowed(deploy, "ec2:TerminateInstances", "arn:aws:ec2:us-east-1:"+mt.Account+":instance/i-1") {
+		if s.Condition["StringEquals"]["aws:ResourceTag/project"] != "microk8s-platform" {
+			t.Errorf("statement %s lets the deploy role terminate untagged instances", s.Sid)
+		}
+	}
+	for _, s := range allowed(preview, "ec2:AuthorizeSecurityGroupIngress", "arn:aws:ec2:us-east-1:"+mt.Account+":security-group/sg-1") {
+		if s.Condition["StringEquals"]["aws:ResourceTag/automation"] == nil {
+			t.Errorf("statement %s lets the preview role open any security group", s.Sid)
+		}
+	}
+	if len(allowed(preview, "ec2:AuthorizeSecurityGroupIngress", "arn:aws:ec2:us-east-1:"+mt.Account+":security-group/sg-1")) != 1 {
+		t.Error("the preview role cannot open the runner's access rule")
+	}
+}
+
+// match is IAM's resource matching: * matches any run of characters.
+func match(pattern, s string) bool {
+	head, tail, wild := strings.Cut(pattern, "*")
+	if !wild {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, head) {
+		return false
+	}
+	s = s[len(head):]
+	for i := 0; i <= len(s); i++ {
+		if match(tail, s[i:]) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExistingOIDCProviderIsReused(t *testing.T) {
+	arn := "arn:aws:iam::" + mt.Account + ":oidc-provider/token.actions.githubusercontent.com"
+	m, err := bootstrap(t, map[string]string{"githubOidcProviderArn": arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.ByType("aws:iam/openIdConnectProvider:OpenIdConnectProvider")); n != 0 {
+		t.Errorf("created %d OIDC providers although one exists", n)
+	}
+	trust := policyOf(t, m.One(t, "aws:iam/role:Role", "backend-deploy"), "assumeRolePolicy")
+	if trust.Statement[0].Principal["Federated"] != arn {
+		t.Errorf("deploy role trusts %v", trust.Statement[0].Principal)
+	}
+}
+
+func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
+	_, err := bootstrap(t, map[string]string{
+		"githubRepository": "not a repo", "stateBucket": "Bad_Bucket", "lockTable": "x",
+		"noncurrentVersionDays": "0", "stacks": `["dev","no spaces"]`, "githubOidcProviderArn": "oidc",
+	})
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{
+		`githubRepository "not a repo"`, `stateBucket "Bad_Bucket"`, `lockTable "x"`,
+		`noncurrentVersionDays "0"`, `stacks "no spaces"`, `githubOidcProviderArn "oidc"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+	if _, err := mt.RunProject(t, project, "bootstrap", mt.StackFileIn(t, "stacks/backend", "bootstrap"), Run); err == nil || !strings.Contains(err.Error(), "githubRepository") {
+		t.Errorf("missing githubRepository: %v", err)
+	}
+}
+
+func tagsOwner() tags.Owner { return tags.Owner{Project: Platform, Stack: "bootstrap"} }
