@@ -6,13 +6,63 @@ GO          ?= go
 FUZZTIME    ?= 10s
 BENCH_TIME  ?= 10s
 BENCH_CONC  ?= 32
+STACK       ?= dev
+PULUMI      ?= pulumi
+PROJECT     := microk8s-platform
+# The bootstrap program's own state (it cannot live in the bucket it makes).
+BACKEND_URL := file://$(CURDIR)/.pulumi-backend
+# With LOCK_TABLE set, every pulumi command on a stack holds the DynamoDB
+# deploy lock (scripts/stacklock); CI sets it, laptops should too.
+LOCK_TABLE  ?=
+LOCKED       = $(if $(LOCK_TABLE),$(GO) run ./scripts/stacklock run --table $(LOCK_TABLE) --key $(PROJECT)/$(STACK) --pulumi $(PULUMI) --,)
+# Non-interactive in CI (GitHub sets CI=true).
+YES          = $(if $(CI),--yes,)
 
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# ---- the main job: the platform's Kubernetes layer on a real API server ----
+
+# An existing cluster to deploy to; empty means the offline sandbox.
+CLUSTER_KUBECONFIG ?=
+SANDBOX_KUBECONFIG := $(CURDIR)/.sandbox/kubeconfig
+
+.PHONY: local
+local: ## THE MAIN JOB: pulumi up of the local stack on the sandbox (or CLUSTER_KUBECONFIG=path); prints outputs
+ifeq ($(CLUSTER_KUBECONFIG),)
+	@$(MAKE) --no-print-directory sandbox-up
+	$(GO) run ./stacks/local up --kubeconfig $(SANDBOX_KUBECONFIG)
+else
+	@command -v pulumi >/dev/null || scripts/tools/build.sh pulumi kubernetes-provider
+	$(GO) run ./stacks/local up --kubeconfig $(CLUSTER_KUBECONFIG)
+endif
+
+.PHONY: local-destroy
+local-destroy: ## Destroy the local stack (same cluster choice as make local)
+	$(GO) run ./stacks/local destroy --kubeconfig $(or $(CLUSTER_KUBECONFIG),$(SANDBOX_KUBECONFIG))
+
+.PHONY: tools
+tools: ## Build pulumi, the Kubernetes provider, kube-apiserver & co., kubectl and kwok into .tools/bin (cached)
+	scripts/tools/build.sh
+
+.PHONY: sandbox-up
+sandbox-up: tools ## Start the offline control plane on 127.0.0.1 (etcd, apiserver, controller-manager, scheduler, kwok)
+	scripts/sandbox/sandbox.sh up
+
+.PHONY: sandbox-down
+sandbox-down: ## Stop exactly what sandbox-up started and remove .sandbox/
+	scripts/sandbox/sandbox.sh down
+
+.PHONY: e2e
+e2e: tools ## End to end on a sandbox of its own: up, checks via client-go, no-op preview, replicas change, destroy
+	@export SANDBOX_DIR=$(CURDIR)/.sandbox-e2e SANDBOX_PORT_BASE=19000; \
+	  trap 'scripts/sandbox/sandbox.sh down' EXIT; \
+	  scripts/sandbox/sandbox.sh up && \
+	  KUBECONFIG=$(CURDIR)/.sandbox-e2e/kubeconfig $(GO) test -tags e2e -count=1 -v -timeout 45m -run TestLocalStackEndToEnd ./stacks/local/
+
 .PHONY: run
-run: ## Run the comments service locally on :8080 (memory store; set DATABASE_URL for PostgreSQL)
+run: ## Run the comments service alone on :8080 (memory store; set DATABASE_URL for PostgreSQL)
 	cd service && $(GO) run ./cmd/comments
 
 .PHONY: test
@@ -27,16 +77,67 @@ fuzz: ## Fuzz request decoding briefly (FUZZTIME=10s)
 	cd service && $(GO) test -run '^$$' -fuzz FuzzDecodeNewComment -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./api
 
 .PHONY: test-infra
-test-infra: ## Infrastructure tests (mocks, policy, scripts)
-	@if [ -n "$$($(GO) list ./... 2>/dev/null)" ]; then $(GO) test -count=1 ./...; else echo "no infrastructure packages yet"; fi
+test-infra: ## Program (mocks), backend, scripts, stacklock and access helper (moto_server), workflow contract
+	$(GO) test -count=1 ./...
 
 .PHONY: lint
-lint: ## gofmt, go vet and shellcheck
+lint: actionlint ## gofmt, go vet, shellcheck and actionlint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
-	@if [ -n "$$($(GO) list ./... 2>/dev/null)" ]; then $(GO) vet ./...; fi
+	$(GO) vet ./...
 	cd service && $(GO) vet ./...
-	@scripts=$$(git ls-files '*.sh' .ci/run); if [ -n "$$scripts" ]; then shellcheck $$scripts; fi
+	shellcheck $$(git ls-files '*.sh') .ci/run
+
+.PHONY: actionlint
+actionlint: ## Lint the GitHub workflows (actionlint, with shellcheck on their scripts)
+	$(GO) tool actionlint -color=false
+
+# ---- state backend and deploys (need AWS credentials and the pulumi CLI) ----
+
+.PHONY: backend
+backend: ## Bootstrap the state backend once per account: S3 bucket, DynamoDB lock table, KMS keys, CI roles
+	cd stacks/backend && export PULUMI_BACKEND_URL=$(BACKEND_URL) && \
+	  { $(PULUMI) stack select bootstrap 2>/dev/null || $(PULUMI) stack init bootstrap; } && \
+	  $(PULUMI) up --stack bootstrap
+	@echo; echo "next: make login, then see README 'State backend'"
+
+.PHONY: login
+login: ## Log the pulumi CLI in to the S3 state backend made by `make backend`
+	$(PULUMI) login "$$(cd stacks/backend && PULUMI_BACKEND_URL=$(BACKEND_URL) $(PULUMI) stack output loginUrl --stack bootstrap)"
+
+.PHONY: preview
+preview: ## pulumi preview of STACK (default dev); under the deploy lock when LOCK_TABLE is set
+	$(LOCKED) $(PULUMI) preview --stack $(STACK) --diff
+
+.PHONY: up
+up: ## pulumi up of STACK; under the deploy lock when LOCK_TABLE is set
+	$(LOCKED) $(PULUMI) up --stack $(STACK) $(YES)
+
+.PHONY: destroy
+destroy: ## pulumi destroy of STACK; under the deploy lock when LOCK_TABLE is set
+	$(LOCKED) $(PULUMI) destroy --stack $(STACK) $(YES)
+
+.PHONY: refresh
+refresh: ## pulumi refresh of STACK; under the deploy lock when LOCK_TABLE is set
+	$(LOCKED) $(PULUMI) refresh --stack $(STACK) $(YES)
+
+# The network's URNs: a first deploy from CI creates these alone, so the
+# runner can open SSH and the API for itself before the VM is set up.
+NETWORK_URN = urn:pulumi:$(STACK)::$(PROJECT)::$(PROJECT):network:AWS
+.PHONY: network
+network: ## Create only STACK's VPC and security group (the first deploy from CI)
+	$(LOCKED) $(PULUMI) up --stack $(STACK) --yes \
+	  --target '$(NETWORK_URN)::network' \
+	  --target '$(NETWORK_URN)$$aws:ec2/vpc:Vpc::network' \
+	  --target '$(NETWORK_URN)$$aws:ec2/securityGroup:SecurityGroup::network'
+
+.PHONY: access-open
+access-open: ## Open SSH and the API of STACK's VM to your current IP (see README)
+	$(GO) run ./scripts/access open --stack $(STACK)
+
+.PHONY: access-close
+access-close: ## Close what access-open opened
+	$(GO) run ./scripts/access close --stack $(STACK)
 
 .PHONY: bench
 bench: ## Benchmark the service over loopback: POST/GET x memory/PostgreSQL (req/s, p50, p99)

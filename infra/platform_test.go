@@ -3,6 +3,7 @@ package infra
 import (
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -419,4 +420,66 @@ func urnOf(m *mt.Mocks, token, name string) string {
 		}
 	}
 	return "missing " + token + " " + name
+}
+
+// The admin ports are never open to the world, in any stack or target, and
+// a configuration that tries is refused before anything is declared.
+func TestAdminPortsNeverOpenToTheWorld(t *testing.T) {
+	world := map[string]bool{"0.0.0.0/0": true, "::/0": true}
+	admin := func(from, to string) bool { // does the range cover 22 or 16443?
+		f, _ := strconv.Atoi(from)
+		t, _ := strconv.Atoi(to)
+		return from == "-1" || (f <= 22 && 22 <= t) || (f <= 16443 && 16443 <= t)
+	}
+	cases := map[string]mt.Config{
+		"dev":  userKeys(mt.StackFile(t, "dev")).Set(map[string]string{"adminCidrs": `["198.51.100.0/24","2001:db8::/32"]`}),
+		"prod": userKeys(mt.StackFile(t, "prod")),
+		"gcp": userKeys(mt.StackFile(t, "dev")).Set(map[string]string{
+			"target": "gcp", "aws:region": "", "gcp:project": "acme-platform", "gcp:region": "europe-west1",
+		}),
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			stack := name
+			if name == "gcp" {
+				stack = "dev"
+			}
+			m, _ := run(t, stack, c)
+			for _, r := range m.ByType("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") {
+				cidr := mt.Str(r.Inputs, "cidrIpv4") + mt.Str(r.Inputs, "cidrIpv6")
+				if world[cidr] && admin(mt.Str(r.Inputs, "fromPort"), mt.Str(r.Inputs, "toPort")) {
+					t.Errorf("rule %s opens %s-%s to %s", r.Name, mt.Str(r.Inputs, "fromPort"), mt.Str(r.Inputs, "toPort"), cidr)
+				}
+			}
+			for _, sg := range m.ByType("aws:ec2/securityGroup:SecurityGroup") {
+				if mt.Str(sg.Inputs, "tags.automation") != "microk8s-platform-automation" {
+					t.Errorf("security group %s lacks the automation tag scripts/access finds it by", sg.Name)
+				}
+			}
+			for _, f := range m.ByType("gcp:compute/firewall:Firewall") {
+				for _, a := range mt.Get(f.Inputs, "allows").ArrayValue() {
+					ports := mt.Strings(a.ObjectValue(), "ports")
+					opensAdmin := len(ports) == 0 || slices.Contains(ports, "22") || slices.Contains(ports, "16443")
+					for _, src := range mt.Strings(f.Inputs, "sourceRanges") {
+						if world[src] && opensAdmin && mt.Str(f.Inputs, "direction") == "INGRESS" {
+							t.Errorf("firewall %s opens %v to %s", f.Name, ports, src)
+						}
+					}
+				}
+			}
+		})
+	}
+	for _, bad := range []string{`["0.0.0.0/0"]`, `["::/0"]`, `["198.51.100.0/24","::/0"]`} {
+		_, err := mt.Run(t, "dev", userKeys(mt.StackFile(t, "dev")).Set(map[string]string{"adminCidrs": bad}), func(ctx *pulumi.Context) error {
+			cfg, err := Load(ctx)
+			if err != nil {
+				return err
+			}
+			_, err = Platform(ctx, cfg)
+			return err
+		})
+		if err == nil || !strings.Contains(err.Error(), "adminCidrs") || !strings.Contains(err.Error(), "whole internet") {
+			t.Errorf("adminCidrs %s: %v", bad, err)
+		}
+	}
 }
