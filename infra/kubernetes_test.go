@@ -81,11 +81,18 @@ func podOwners(objs []kubeObject) []workload {
 		}
 		w := workload{kubeObject: o, PodLabels: mt.StringMap(o.Inputs, "spec.template.metadata.labels"), Ports: map[string]bool{}}
 		for _, c := range containers(o) {
-			for _, p := range mt.Get(c, "ports").ArrayValue() {
-				w.Ports[mt.Str(p.ObjectValue(), "name")] = true
-			}
+			maps.Copy(w.Ports, portNames(c, "ports"))
 		}
 		out = append(out, w)
+	}
+	return out
+}
+
+// portNames are the names of the ports listed at path.
+func portNames(pm resource.PropertyMap, path string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range mt.Get(pm, path).ArrayValue() {
+		out[mt.Str(p.ObjectValue(), "name")] = true
 	}
 	return out
 }
@@ -363,10 +370,7 @@ func TestServiceMonitorsScrapeRealPorts(t *testing.T) {
 			t.Errorf("ServiceMonitor %s selects %d Services, want 1", id, len(matched))
 			continue
 		}
-		ports := map[string]bool{}
-		for _, p := range mt.Get(matched[0].Inputs, "spec.ports").ArrayValue() {
-			ports[mt.Str(p.ObjectValue(), "name")] = true
-		}
+		ports := portNames(matched[0].Inputs, "spec.ports")
 		for _, ep := range mt.Get(sm.Inputs, "spec.endpoints").ArrayValue() {
 			if port := mt.Str(ep.ObjectValue(), "port"); !ports[port] {
 				t.Errorf("ServiceMonitor %s scrapes port %q of Service %s, which has %v", id, port, matched[0].Name, ports)
@@ -499,11 +503,7 @@ func TestIngressIsServedByKongWithExistingPlugins(t *testing.T) {
 			}
 			backend := "spec.rules[0].http.paths[0].backend.service."
 			svc := find(t, objs, "Service", ing.Namespace, mt.Str(ing.Inputs, backend+"name"))
-			var port bool
-			for _, p := range mt.Get(svc.Inputs, "spec.ports").ArrayValue() {
-				port = port || mt.Str(p.ObjectValue(), "name") == mt.Str(ing.Inputs, backend+"port.name")
-			}
-			if !port || mt.Str(ing.Inputs, "spec.rules[0].http.paths[0].path") != app.IngressPathPrefix {
+			if !portNames(svc.Inputs, "spec.ports")[mt.Str(ing.Inputs, backend+"port.name")] || mt.Str(ing.Inputs, "spec.rules[0].http.paths[0].path") != app.IngressPathPrefix {
 				t.Errorf("Ingress backend %v does not reach a port of Service %s", mt.Get(ing.Inputs, backend), svc.Name)
 			}
 			_, skip := ann["pulumi.com/skipAwait"]
