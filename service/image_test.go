@@ -1,7 +1,3 @@
-// Package service holds checks on how the service is packaged. No Docker
-// engine runs here, so the Dockerfile's promises are checked directly: the
-// runtime stage, the user, the static build, and that .dockerignore lets in
-// every package the binary needs.
 package service
 
 import (
