@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"microk8s-platform/infra/network"
+	"microk8s-platform/scripts/internal/moto"
+)
+
+const runner = "203.0.113.7/32"
+
+// awsGroup creates the security group as infra/network tags it, with the
+// admin rule the program declares, and returns its id.
+func awsGroup(t *testing.T, client *ec2.Client, stack string) string {
+	t.Helper()
+	ctx := context.Background()
+	vpc, err := client.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.0.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := client.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName: aws.String("vm-" + stack), Description: aws.String("vm"), VpcId: vpc.Vpc.VpcId,
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSecurityGroup, Tags: []types.Tag{
+			{Key: aws.String("automation"), Value: aws.String(network.AutomationTag)},
+			{Key: aws.String("project"), Value: aws.String(project)},
+			{Key: aws.String("stack"), Value: aws.String(stack)},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: sg.GroupId, IpPermissions: []types.IpPermission{{
+		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(22), ToPort: aws.Int32(22), IpRanges: []types.IpRange{{CidrIp: aws.String("198.51.100.0/24")}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	return *sg.GroupId
+}
+
+// ingress lists a group's ingress rules as "port cidr".
+func ingress(t *testing.T, client *ec2.Client, sg string) []string {
+	t.Helper()
+	out, err := client.DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{GroupIds: []string{sg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	for _, p := range out.SecurityGroups[0].IpPermissions {
+		for _, r := range p.IpRanges {
+			rules = append(rules, strings.Join([]string{aws.ToString(p.IpProtocol), strconv.Itoa(int(aws.ToInt32(p.FromPort))), aws.ToString(r.CidrIp)}, " "))
+		}
+		for _, r := range p.Ipv6Ranges {
+			rules = append(rules, strings.Join([]string{aws.ToString(p.IpProtocol), strconv.Itoa(int(aws.ToInt32(p.FromPort))), aws.ToString(r.CidrIpv6)}, " "))
+		}
+	}
+	slices.Sort(rules)
+	return rules
+}
+
+func run2(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(context.Background(), args, &out, &out)
+	return code, out.String()
+}
+
+func TestAWSOpenAddsExactlyTheRunnerAndCloseRemovesIt(t *testing.T) {
+	moto.Start(t)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ec2.NewFromConfig(cfg)
+	sg := awsGroup(t, client, "dev")
+	other := awsGroup(t, client, "prod")
+	before, otherBefore := ingress(t, client, sg), ingress(t, client, other)
+
+	for i := range 2 { // opening twice is harmless
+		if code, out := run2(t, "open", "--stack", "dev", "--cidr", runner); code != 0 {
+			t.Fatalf("open #%d: exit %d\n%s", i+1, code, out)
+		}
+		want := slices.Sorted(slices.Values(append(slices.Clone(before), "tcp 22 "+runner, "tcp 16443 "+runner)))
+		if got := ingress(t, client, sg); !slices.Equal(got, want) {
+			t.Fatalf("after open #%d: rules %v, want %v", i+1, got, want)
+		}
+	}
+	if got := ingress(t, client, other); !slices.Equal(got, otherBefore) {
+		t.Errorf("open touched another stack's group: %v", got)
+	}
+	for i := range 2 { // closing twice is harmless
+		if code, out := run2(t, "close", "--stack", "dev", "--cidr", runner); code != 0 {
+			t.Fatalf("close #%d: exit %d\n%s", i+1, code, out)
+		}
+		if got := ingress(t, client, sg); !slices.Equal(got, before) {
+			t.Fatalf("after close #%d: rules %v, want %v", i+1, got, before)
+		}
+	}
+	// An explicit group id works without the tag lookup.
+	if code, out := run2(t, "open", "--stack", "x", "--security-group", other, "--cidr", "2001:db8::7"); code != 0 {
+		t.Fatalf("open by id: %d\n%s", code, out)
+	}
+	if got := ingress(t, client, other); !slices.Contains(got, "tcp 16443 2001:db8::7/128") {
+		t.Errorf("IPv6 rule missing: %v", got)
+	}
+	if code, out := run2(t, "open", "--stack", "staging", "--cidr", runner); code != exitNotDeployed || !strings.Contains(out, "no security group tagged") {
+		t.Errorf("undeployed stack: exit %d\n%s", code, out)
+	}
+	if code, out := run2(t, "close", "--stack", "staging", "--cidr", runner, "--missing-ok"); code != 0 {
+		t.Errorf("undeployed stack with --missing-ok: exit %d\n%s", code, out)
+	}
+}
+
+func TestOnlySingleAddressesAreOpened(t *testing.T) {
+	for _, cidr := range []string{"0.0.0.0/0", "203.0.113.0/24", "::/0", "203.0.113.7/31", "nonsense", "203.0.113.7/24"} {
+		if code, out := run2(t, "open", "--stack", "dev", "--cidr", cidr); code != 2 {
+			t.Errorf("--cidr %s accepted (exit %d)\n%s", cidr, code, out)
+		}
+	}
+	for in, want := range map[string]string{"203.0.113.7": "203.0.113.7/32", "203.0.113.7/32": "203.0.113.7/32", "2001:db8::1": "2001:db8::1/128"} {
+		if got, err := singleHost(in); err != nil || got != want {
+			t.Errorf("singleHost(%s) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	if code, _ := run2(t, "open"); code != 2 {
+		t.Error("open without --stack accepted")
+	}
+}
+
+// A stand-in gcloud keeps the firewall rules as files, answering like the
+// real one when a rule exists already or is missing.
+const fakeGcloud = `#!/bin/sh
+echo "$@" >> "$GCLOUD_STATE/calls"
+name=$4
+case "$3" in
+create) if [ -e "$GCLOUD_STATE/$name" ]; then echo "ERROR: (gcloud.compute.firewall-rules.create) Could not fetch resource: The resource '$name' already exists" >&2; exit 1; fi
+        echo "$@" > "$GCLOUD_STATE/$name" ;;
+delete) if [ ! -e "$GCLOUD_STATE/$name" ]; then echo "ERROR: (gcloud.compute.firewall-rules.delete) Could not fetch resource: The resource '$name' was not found" >&2; exit 1; fi
+        rm "$GCLOUD_STATE/$name" ;;
+esac
+`
+
+func TestGCPOpenCreatesOneRuleAndCloseDeletesIt(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.Mkdir(state, 0o755)
+	os.WriteFile(filepath.Join(dir, "gcloud"), []byte(fakeGcloud), 0o755)
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	t.Setenv("GCLOUD_STATE", state)
+
+	rules := func() []string {
+		var out []string
+		entries, _ := os.ReadDir(state)
+		for _, e := range entries {
+			if e.Name() != "calls" {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	for i := range 2 {
+		if code, out := run2(t, "open", "--cloud", "gcp", "--stack", "dev", "--gcp-project", "acme", "--cidr", runner); code != 0 {
+			t.Fatalf("open #%d: %d\n%s", i+1, code, out)
+		}
+	}
+	got := rules()
+	if len(got) != 1 || got[0] != "microk8s-platform-dev-access-203-0-113-7-32" {
+		t.Fatalf("rules after open: %v", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(state, got[0]))
+	for _, want := range []string{"--network microk8s-platform-dev-net", "--allow tcp:22,tcp:16443", "--source-ranges " + runner, "--target-tags " + network.AutomationTag, "--project acme"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("gcloud create lacks %q: %s", want, b)
+		}
+	}
+	for i := range 2 {
+		if code, out := run2(t, "close", "--cloud", "gcp", "--stack", "dev", "--gcp-project", "acme", "--cidr", runner); code != 0 {
+			t.Fatalf("close #%d: %d\n%s", i+1, code, out)
+		}
+	}
+	if got := rules(); len(got) != 0 {
+		t.Fatalf("rules after close: %v", got)
+	}
+	if name := gcpRuleName("a-very-long-stack-name-for-testing", "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff/128"); len(name) > 63 || strings.HasSuffix(name, "-") {
+		t.Errorf("rule name %q is not a valid GCP name", name)
+	}
+}

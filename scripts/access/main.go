@@ -1,0 +1,304 @@
+// Command access opens SSH (22) and the Kubernetes API (16443) of a
+// platform VM to one address for as long as a deploy runs, and closes it
+// again. Those ports are otherwise open only to the stack's adminCidrs,
+// and a GitHub-hosted runner (or a laptop on a changing IP) is in none of
+// them.
+//
+//	access open  --stack dev [--cloud aws|gcp] [--cidr 203.0.113.7/32]
+//	access close --stack dev [--cloud aws|gcp] [--cidr 203.0.113.7/32]
+//
+// AWS: an ingress rule per port on the stack's security group (the one
+// tagged automation=microk8s-platform-automation and stack=<stack>), with
+// the caller's address as a /32. The program declares its own rules as
+// separate resources, so `pulumi up` neither reports this rule as drift nor
+// deletes it. GCP: a firewall rule on the stack's network targeting the VM's
+// automation network tag, through gcloud.
+//
+// Without --cidr the caller's public address is looked up (checkip.amazonaws.com).
+// Opening twice and closing twice are both harmless, so a workflow can run
+// close under `if: always()`. Exit 3 means the stack has no security group
+// yet (first deploy: create the network, then open); --missing-ok turns
+// that into success for jobs that only read.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"microk8s-platform/infra/network"
+)
+
+const (
+	project = "microk8s-platform"
+	// ruleDescription marks the rules this helper adds.
+	ruleDescription = "temporary deploy access (scripts/access)"
+)
+
+const usage = `usage:
+  access open|close --stack STACK [--cloud aws|gcp] [--cidr ADDRESS/32]
+                    [--security-group sg-...]                  (aws; default: found by tags)
+                    [--gcp-project P] [--gcp-network N]        (gcp; default network microk8s-platform-STACK-net)
+
+Opens or closes SSH (22) and the Kubernetes API (16443) of the stack's VM
+for one address. Without --cidr, your public IPv4 address is looked up.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// ports the helper opens: the admin-only ones.
+var ports = network.AdminPorts
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "open" && args[0] != "close") {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	action := args[0]
+	fs := flag.NewFlagSet("access "+action, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stack := fs.String("stack", "", "stack whose VM to open (dev, prod, ...)")
+	cloud := fs.String("cloud", "aws", "aws or gcp")
+	cidr := fs.String("cidr", os.Getenv("ACCESS_CIDR"), "address to open for, as a /32 (IPv4) or /128 (IPv6); default: your public IPv4")
+	sg := fs.String("security-group", "", "aws: security group id (default: the stack's, found by its tags)")
+	gcpProject := fs.String("gcp-project", os.Getenv("CLOUDSDK_CORE_PROJECT"), "gcp: project")
+	gcpNetwork := fs.String("gcp-network", "", "gcp: network (default microk8s-platform-STACK-net)")
+	missingOK := fs.Bool("missing-ok", false, "aws: succeed when the stack has no security group yet (nothing deployed to reach)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *stack == "" {
+		fmt.Fprintf(stderr, "access %s: --stack is required\n\n%s", action, usage)
+		return 2
+	}
+	if *cidr == "" {
+		ip, err := publicIP(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "access: finding your public address: %v; pass --cidr\n", err)
+			return 1
+		}
+		*cidr = ip + "/32"
+	}
+	host, err := singleHost(*cidr)
+	if err != nil {
+		fmt.Fprintf(stderr, "access: --cidr %s: %v\n", *cidr, err)
+		return 2
+	}
+
+	switch *cloud {
+	case "aws":
+		err = awsAccess(ctx, action, *stack, *sg, host, stdout)
+	case "gcp":
+		netName := *gcpNetwork
+		if netName == "" {
+			netName = project + "-" + *stack + "-net"
+		}
+		err = gcpAccess(action, *stack, *gcpProject, netName, host, stdout)
+	default:
+		fmt.Fprintf(stderr, "access: --cloud %q: want aws or gcp\n", *cloud)
+		return 2
+	}
+	if errors.Is(err, errNotDeployed) {
+		if *missingOK {
+			fmt.Fprintf(stdout, "access %s: %v; nothing to do\n", action, err)
+			return 0
+		}
+		fmt.Fprintf(stderr, "access %s: %v\n", action, err)
+		return exitNotDeployed
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "access %s: %v\n", action, err)
+		return 1
+	}
+	return 0
+}
+
+// errNotDeployed: the stack has no security group (yet).
+var errNotDeployed = errors.New("stack not deployed")
+
+// exitNotDeployed tells a workflow to create the network first.
+const exitNotDeployed = 3
+
+// singleHost accepts exactly one address: a /32, a /128, or a bare address.
+func singleHost(s string) (string, error) {
+	if !strings.Contains(s, "/") {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return "", errors.New("not an address")
+		}
+		if ip.To4() != nil {
+			return s + "/32", nil
+		}
+		return s + "/128", nil
+	}
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		return "", err
+	}
+	ones, bits := n.Mask.Size()
+	if ones != bits || !ip.Equal(n.IP) {
+		return "", fmt.Errorf("opens %d addresses; this helper opens exactly one (a /%d)", 1<<min(bits-ones, 62), bits)
+	}
+	return n.String(), nil
+}
+
+func publicIP(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://checkip.amazonaws.com", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64))
+	if err != nil {
+		return "", err
+	}
+	ip := strings.TrimSpace(string(b))
+	if net.ParseIP(ip) == nil {
+		return "", fmt.Errorf("unexpected answer %q", ip)
+	}
+	return ip, nil
+}
+
+// permissions are the rules for host on every admin port.
+func permissions(host string) []types.IpPermission {
+	var out []types.IpPermission
+	for _, p := range ports {
+		perm := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(int32(p)), ToPort: aws.Int32(int32(p))}
+		if strings.HasSuffix(host, "/128") {
+			perm.Ipv6Ranges = []types.Ipv6Range{{CidrIpv6: aws.String(host), Description: aws.String(ruleDescription)}}
+		} else {
+			perm.IpRanges = []types.IpRange{{CidrIp: aws.String(host), Description: aws.String(ruleDescription)}}
+		}
+		out = append(out, perm)
+	}
+	return out
+}
+
+func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Writer) error {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
+	client := ec2.NewFromConfig(cfg)
+	if sg == "" {
+		if sg, err = findGroup(ctx, client, stack); err != nil {
+			return err
+		}
+	}
+	if action == "open" {
+		_, err = client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: permissions(host)})
+		if apiCode(err) == "InvalidPermission.Duplicate" {
+			fmt.Fprintf(stdout, "%s: %v already open to %s\n", sg, ports, host)
+			return nil
+		}
+		if err == nil {
+			fmt.Fprintf(stdout, "%s: opened %v to %s\n", sg, ports, host)
+		}
+		return err
+	}
+	// Revoke port by port, so a half-open state closes fully.
+	for _, perm := range permissions(host) {
+		_, err := client.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: []types.IpPermission{perm}})
+		switch apiCode(err) {
+		case "":
+			fmt.Fprintf(stdout, "%s: closed %d to %s\n", sg, *perm.FromPort, host)
+		case "InvalidPermission.NotFound":
+			fmt.Fprintf(stdout, "%s: %d was not open to %s\n", sg, *perm.FromPort, host)
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// findGroup finds the stack's security group by the tags infra/network sets.
+func findGroup(ctx context.Context, client *ec2.Client, stack string) (string, error) {
+	out, err := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{
+		{Name: aws.String("tag:automation"), Values: []string{network.AutomationTag}},
+		{Name: aws.String("tag:project"), Values: []string{project}},
+		{Name: aws.String("tag:stack"), Values: []string{stack}},
+	}})
+	if err != nil {
+		return "", fmt.Errorf("looking up the security group of stack %s: %w", stack, err)
+	}
+	switch len(out.SecurityGroups) {
+	case 1:
+		return *out.SecurityGroups[0].GroupId, nil
+	case 0:
+		return "", fmt.Errorf("%w: no security group tagged automation=%s, project=%s, stack=%s in this account and region (pass --security-group from `pulumi stack output securityGroupId` if it has other tags)", errNotDeployed, network.AutomationTag, project, stack)
+	}
+	return "", fmt.Errorf("%d security groups carry the tags of stack %s; pass --security-group", len(out.SecurityGroups), stack)
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	if err != nil {
+		return "error"
+	}
+	return ""
+}
+
+// gcpRuleName is the firewall rule for host: one per stack and address.
+func gcpRuleName(stack, host string) string {
+	r := strings.NewReplacer(".", "-", ":", "-", "/", "-")
+	name := strings.ToLower(project + "-" + stack + "-access-" + r.Replace(host))
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	return name
+}
+
+func gcpAccess(action, stack, gcpProject, netName, host string, stdout io.Writer) error {
+	name := gcpRuleName(stack, host)
+	args := []string{"compute", "firewall-rules"}
+	if action == "open" {
+		var allow []string
+		for _, p := range ports {
+			allow = append(allow, fmt.Sprintf("tcp:%d", p))
+		}
+		args = append(args, "create", name, "--network", netName, "--direction", "INGRESS",
+			"--allow", strings.Join(allow, ","), "--source-ranges", host,
+			"--target-tags", network.AutomationTag, "--description", ruleDescription, "--quiet")
+	} else {
+		args = append(args, "delete", name, "--quiet")
+	}
+	if gcpProject != "" {
+		args = append(args, "--project", gcpProject)
+	}
+	out, err := exec.Command("gcloud", args...).CombinedOutput()
+	msg := string(out)
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "firewall rule %s: %sed for %s\n", name, map[string]string{"open": "creat", "close": "delet"}[action], host)
+		return nil
+	case action == "open" && strings.Contains(msg, "already exists"):
+		fmt.Fprintf(stdout, "firewall rule %s already open for %s\n", name, host)
+		return nil
+	case action == "close" && (strings.Contains(msg, "was not found") || strings.Contains(msg, "notFound")):
+		fmt.Fprintf(stdout, "firewall rule %s was not there\n", name)
+		return nil
+	}
+	return fmt.Errorf("gcloud %s: %v\n%s", strings.Join(args, " "), err, msg)
+}
