@@ -2,7 +2,7 @@
 # Builds the local sandbox's tools from pinned Go modules into .tools/bin:
 #   pulumi                      Pulumi CLI (github.com/pulumi/pulumi/pkg/v3)
 #   pulumi-resource-kubernetes  the Kubernetes provider
-#   kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes)
 #   kwok                        fake nodes that run pods "Ready"
 # Each tool is rebuilt only when its wrapper module (scripts/tools/<name>) or
 # the Go version changes, so a second run is a no-op.
@@ -72,8 +72,9 @@ for t in "${want[@]}"; do
       build kubernetes-provider pulumi-resource-kubernetes -- go build -trimpath -o "$bin/pulumi-resource-kubernetes" \
         -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$KUBERNETES_PROVIDER_VERSION" . ;;
     kube)
-      build kube kube-apiserver kube-controller-manager kube-scheduler -- go build -trimpath -o "$bin/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler ;;
+      build kube kube-apiserver kube-controller-manager kube-scheduler kubectl -- go build -trimpath -o "$bin/" \
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+        k8s.io/kubernetes/cmd/kubectl ;;
     kwok)
       build kwok kwok -- go build -trimpath -o "$bin/kwok" sigs.k8s.io/kwok/cmd/kwok ;;
     *) log "unknown tool $t (want pulumi, kubernetes-provider, kube, kwok)"; exit 2 ;;
