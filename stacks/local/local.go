@@ -91,6 +91,8 @@ func (o *Options) env() map[string]string {
 		"PULUMI_BACKEND_URL":       "file://" + o.BackendDir,
 		"PULUMI_CONFIG_PASSPHRASE": pass,
 		"PULUMI_SKIP_UPDATE_CHECK": "true",
+		// Use the installed plugin, not a binary that sits beside the CLI.
+		"PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
 	}
 }
 

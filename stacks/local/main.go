@@ -67,7 +67,10 @@ func run(ctx context.Context, action string, o Options) error {
 	out := optup.ProgressStreams(o.Out)
 	switch action {
 	case "up":
-		res, err := st.Up(ctx, out, optup.ErrorProgressStreams(os.Stderr))
+		// Refresh first: a sandbox that was torn down and started again is
+		// empty while the state still lists every object; refreshing finds
+		// them gone and the up recreates them.
+		res, err := st.Up(ctx, out, optup.ErrorProgressStreams(os.Stderr), optup.Refresh())
 		if err != nil {
 			return err
 		}
