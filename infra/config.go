@@ -118,28 +118,13 @@ func Load(ctx *pulumi.Context) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	num := func(key string, dst *int) {
-		if _, err := p.Try(key); err != nil {
-			return
-		}
-		v, err := p.TryInt(key)
+	add := func(err error) {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a whole number", key, p.Get(key)))
-			return
+			errs = append(errs, err)
 		}
-		*dst = v
 	}
-	boolean := func(key string, dst *bool) {
-		if _, err := p.Try(key); err != nil {
-			return
-		}
-		v, err := p.TryBool(key)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not true or false", key, p.Get(key)))
-			return
-		}
-		*dst = v
-	}
+	num := func(key string, dst *int) { add(parse(p, key, dst, p.TryInt, "a whole number")) }
+	boolean := func(key string, dst *bool) { add(parse(p, key, dst, p.TryBool, "true or false")) }
 	list := func(key string, dst *[]string) {
 		if _, err := p.Try(key); err != nil {
 			return
@@ -172,13 +157,7 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	num("rateLimitPerMinute", &c.RateLimitPerMinute)
 	num("dbStorageGiB", &c.DBStorageGiB)
 	list("budgetEmails", &c.BudgetEmails)
-	if _, err := p.Try("budgetMonthlyUsd"); err == nil {
-		v, err := p.TryFloat64("budgetMonthlyUsd")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("budgetMonthlyUsd: %q is not a number", p.Get("budgetMonthlyUsd")))
-		}
-		c.BudgetMonthlyUSD = v
-	}
+	add(parse(p, "budgetMonthlyUsd", &c.BudgetMonthlyUSD, p.TryFloat64, "a number"))
 
 	var spot bool
 	boolean("spot", &spot)
@@ -208,6 +187,20 @@ func Load(ctx *pulumi.Context) (Config, error) {
 		c.GcpZone = c.GcpRegion + "-a"
 	}
 	return c, errors.Join(errs...)
+}
+
+// parse sets *dst from key when the key is set; a value that does not
+// parse as T is an error naming the key, the value and what was expected.
+func parse[T any](p *config.Config, key string, dst *T, try func(string) (T, error), what string) error {
+	if _, err := p.Try(key); err != nil {
+		return nil // unset: keep the default
+	}
+	v, err := try(key)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not %s", key, p.Get(key), what)
+	}
+	*dst = v
+	return nil
 }
 
 var (

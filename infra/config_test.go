@@ -30,6 +30,8 @@ func TestInvalidConfigsDeclareNothing(t *testing.T) {
 		{"bad channel", map[string]string{"microk8sChannel": "latest"}, []string{`microk8sChannel: "latest" want a snap channel <major>.<minor>[-strict]/<risk>`}},
 		{"zero replicas", map[string]string{"appReplicas": "0"}, []string{`appReplicas: 0 want 1 to 20`}},
 		{"replicas not a number", map[string]string{"appReplicas": "two"}, []string{`appReplicas: "two" is not a whole number`}},
+		{"spot not a bool", map[string]string{"spot": "sometimes"}, []string{`spot: "sometimes" is not true or false`}},
+		{"budget not a number", map[string]string{"budgetMonthlyUsd": "lots"}, []string{`budgetMonthlyUsd: "lots" is not a number`}},
 		{"latest tag", map[string]string{"appTag": "latest"}, []string{`appTag: "latest" want a pinned image tag`}},
 		{"image with tag", map[string]string{"appImage": "ghcr.io/acme/comments:1.0"}, []string{`appImage: "ghcr.io/acme/comments:1.0" want an image repository without a tag`}},
 		{"bad budget email", map[string]string{"budgetEmails": `["ops@example.com","not-an-address"]`}, []string{`budgetEmails[1]: "not-an-address" want an e-mail address`}},

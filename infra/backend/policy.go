@@ -82,7 +82,7 @@ func (s Scope) readStatements() []Statement {
 			Resource: []string{fmt.Sprintf("arn:aws:budgets::%s:budget/%s-*", s.Account, s.Project)}},
 		{Sid: "RunnerAccess", Effect: "Allow", Action: []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},
 			Resource:  []string{s.ec2ARN("security-group")},
-			Condition: map[string]map[string]any{"StringEquals": {"aws:ResourceTag/automation": network.AutomationTag}}},
+			Condition: map[string]map[string]any{"StringEquals": {"aws:ResourceTag/" + network.AutomationTagKey: network.AutomationTag}}},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"microk8s-platform/infra/network"
 	"microk8s-platform/infra/vm"
 	"microk8s-platform/scripts/microk8s"
 )
@@ -129,7 +130,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	}
 
 	c.Kubeconfig = pulumi.ToSecret(kc.Stdout).(pulumi.StringOutput)
-	c.APIURL = pulumi.Sprintf("https://%s:16443", h.PublicIP)
+	c.APIURL = pulumi.Sprintf("https://%s:%d", h.PublicIP, network.APIPort)
 	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
 		Kubeconfig: c.Kubeconfig,
 	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{kc}))

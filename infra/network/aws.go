@@ -95,7 +95,7 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 	sg, err := ec2.NewSecurityGroup(ctx, name, &ec2.SecurityGroupArgs{
 		VpcId:       v.ID(),
 		Description: pulumi.String("microk8s-platform VM: SSH and Kubernetes API from admin CIDRs, HTTP(S) from anywhere"),
-		Tags:        tags.Merge(o.AWS("vm"), map[string]string{"automation": AutomationTag}),
+		Tags:        tags.Merge(o.AWS("vm"), map[string]string{AutomationTagKey: AutomationTag}),
 	}, p)
 	if err != nil {
 		return nil, err

@@ -24,5 +24,10 @@ var AdminPorts = []int{SSHPort, APIPort}
 var PublicPorts = []int{HTTPPort, HTTPSPort}
 
 // AutomationTag marks the GCP network tag and AWS security group that the
-// open-access helper (scripts/access.sh) adds its temporary rules to.
-const AutomationTag = "microk8s-platform-automation"
+// runner-access helper (scripts/access) adds its temporary rules to; on AWS
+// it is the value of the tag AutomationTagKey, which the CI roles' policy
+// also matches.
+const (
+	AutomationTag    = "microk8s-platform-automation"
+	AutomationTagKey = "automation"
+)

@@ -233,7 +233,7 @@ func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Wr
 // findGroup finds the stack's security group by the tags infra/network sets.
 func findGroup(ctx context.Context, client *ec2.Client, stack string) (string, error) {
 	out, err := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{
-		{Name: aws.String("tag:automation"), Values: []string{network.AutomationTag}},
+		{Name: aws.String("tag:" + network.AutomationTagKey), Values: []string{network.AutomationTag}},
 		{Name: aws.String("tag:project"), Values: []string{project}},
 		{Name: aws.String("tag:stack"), Values: []string{stack}},
 	}})

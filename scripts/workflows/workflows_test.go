@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"microk8s-platform/internal/repo"
 )
 
 type workflow struct {
@@ -42,8 +44,11 @@ type step struct {
 
 func root(t *testing.T) string {
 	t.Helper()
-	dir, _ := os.Getwd()
-	return filepath.Join(dir, "..", "..")
+	dir, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func load(t *testing.T, name string) workflow {
@@ -76,7 +81,7 @@ func readmeTestCommand(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?m)^(make \\S+)\\s+# every test").FindStringSubmatch(string(b))
+	m := regexp.MustCompile(`(?m)^(make \S+)\s+# every test`).FindStringSubmatch(string(b))
 	if m == nil {
 		t.Fatal("README quick start has no line `make ...  # every test ...`")
 	}

@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"microk8s-platform/internal/repo"
 )
 
 type logWriter struct{ t *testing.T }
@@ -38,7 +40,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 	if kubeconfig == "" {
 		t.Fatal("KUBECONFIG is not set: run `make e2e`, which starts the sandbox")
 	}
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"gopkg.in/yaml.v3"
 
 	"microk8s-platform/infra"
@@ -52,16 +51,6 @@ func (o *Options) defaults() {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-}
-
-// program is the platform, inline: the same function stacks/platform runs.
-func program(ctx *pulumi.Context) error {
-	cfg, err := infra.Load(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = infra.Platform(ctx, cfg)
-	return err
 }
 
 // pulumiCommand is the CLI from ToolsBin when built there, else from PATH
@@ -144,7 +133,7 @@ func Stack(ctx context.Context, o Options) (auto.Stack, error) {
 	if err := os.MkdirAll(workDir, 0o755); err != nil {
 		return auto.Stack{}, err
 	}
-	st, err := auto.UpsertStackInlineSource(ctx, o.Stack, project, program,
+	st, err := auto.UpsertStackInlineSource(ctx, o.Stack, project, infra.Run, // the program stacks/platform runs
 		auto.Pulumi(cmd), auto.Project(proj), auto.EnvVars(o.env()), auto.WorkDir(workDir))
 	if err != nil {
 		return auto.Stack{}, fmt.Errorf("stack %s: %w", o.Stack, err)
@@ -166,7 +155,7 @@ func configure(ctx context.Context, st auto.Stack, o Options) error {
 		Config map[string]string `yaml:"config"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return fmt.Errorf("Pulumi.%s.yaml: %w", o.Stack, err)
+		return fmt.Errorf("stack file Pulumi.%s.yaml: %w", o.Stack, err)
 	}
 	cfg := auto.ConfigMap{}
 	for k, v := range doc.Config {

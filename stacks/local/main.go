@@ -26,6 +26,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+
+	"microk8s-platform/internal/repo"
 )
 
 const usage = `usage: go run ./stacks/local up|preview|refresh|destroy|outputs [--kubeconfig PATH] [--stack local]`
@@ -44,7 +46,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "local: no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run `make local` (starts the sandbox)")
 		os.Exit(2)
 	}
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
@@ -116,19 +118,5 @@ func printOutputs(outs auto.OutputMap) {
 			continue
 		}
 		fmt.Printf("  %-24s %v\n", k, v.Value)
-	}
-}
-
-func repoRoot() (string, error) {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "Pulumi.yaml")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("run from inside the repository (Pulumi.yaml not found)")
-		}
-		dir = parent
 	}
 }

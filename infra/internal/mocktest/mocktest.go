@@ -20,6 +20,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 	"gopkg.in/yaml.v3"
+
+	"microk8s-platform/internal/repo"
 )
 
 // Fixed answers of the mocked clouds.
@@ -330,17 +332,12 @@ func RunProject(t *testing.T, project, stack string, c Config, program pulumi.Ru
 }
 
 func repoRoot(t *testing.T) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "Pulumi.yaml")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("Pulumi.yaml not found above the test's directory")
-		}
-		dir = parent
+	t.Helper()
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return root
 }
 
 // Await resolves an output after the run: its value and whether it is secret.
