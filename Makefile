@@ -80,13 +80,23 @@ fuzz: ## Fuzz request decoding briefly (FUZZTIME=10s)
 test-infra: ## Program (mocks), backend, scripts, stacklock and access helper (moto_server), workflow contract
 	$(GO) test -count=1 ./...
 
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 .PHONY: lint
-lint: actionlint ## gofmt, go vet, shellcheck and actionlint
+lint: actionlint staticcheck shellcheck ## gofmt, go vet, staticcheck, shellcheck and actionlint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	cd service && $(GO) vet ./...
+
+.PHONY: shellcheck
+shellcheck: ## shellcheck over every shell script
 	shellcheck $$(git ls-files '*.sh') .ci/run
+
+.PHONY: staticcheck
+staticcheck: ## staticcheck over both modules
+	$(STATICCHECK) ./...
+	cd service && $(STATICCHECK) ./...
 
 .PHONY: actionlint
 actionlint: ## Lint the GitHub workflows (actionlint, with shellcheck on their scripts)

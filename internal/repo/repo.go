@@ -21,7 +21,7 @@ func Root() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("Pulumi.yaml not found above the working directory: run from inside the repository")
+			return "", errors.New("no Pulumi.yaml above the working directory: run from inside the repository")
 		}
 		dir = parent
 	}

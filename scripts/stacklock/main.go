@@ -223,16 +223,17 @@ func supervise(l *Lock, h *Holder, cmd []string, stderr io.Writer) int {
 }
 
 func exitCode(c *exec.Cmd, err error) int {
-	if err == nil {
+	st := c.ProcessState
+	switch {
+	case err == nil:
 		return 0
+	case st == nil: // Wait failed without the process ending normally
+		return exitFailed
 	}
-	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())
 	}
-	if c.ProcessState != nil {
-		return c.ProcessState.ExitCode()
-	}
-	return exitFailed
+	return st.ExitCode()
 }
 
 func status(ctx context.Context, l *Lock, historyN int, stdout, stderr io.Writer) int {
