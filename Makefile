@@ -27,20 +27,20 @@ help: ## List the targets
 # An existing cluster to deploy to; empty means the offline sandbox.
 CLUSTER_KUBECONFIG ?=
 SANDBOX_KUBECONFIG := $(CURDIR)/.sandbox/kubeconfig
+LOCAL_KUBECONFIG    = $(or $(CLUSTER_KUBECONFIG),$(SANDBOX_KUBECONFIG))
 
 .PHONY: local
 local: ## THE MAIN JOB: pulumi up of the local stack on the sandbox (or CLUSTER_KUBECONFIG=path); prints outputs
 ifeq ($(CLUSTER_KUBECONFIG),)
 	@$(MAKE) --no-print-directory sandbox-up
-	$(GO) run ./stacks/local up --kubeconfig $(SANDBOX_KUBECONFIG)
 else
 	@command -v pulumi >/dev/null || scripts/tools/build.sh pulumi kubernetes-provider
-	$(GO) run ./stacks/local up --kubeconfig $(CLUSTER_KUBECONFIG)
 endif
+	$(GO) run ./stacks/local up --kubeconfig $(LOCAL_KUBECONFIG)
 
 .PHONY: local-destroy
 local-destroy: ## Destroy the local stack (same cluster choice as make local)
-	$(GO) run ./stacks/local destroy --kubeconfig $(or $(CLUSTER_KUBECONFIG),$(SANDBOX_KUBECONFIG))
+	$(GO) run ./stacks/local destroy --kubeconfig $(LOCAL_KUBECONFIG)
 
 .PHONY: tools
 tools: ## Build pulumi, the Kubernetes provider, kube-apiserver & co., kubectl and kwok into .tools/bin (cached)

@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
 	"microk8s-platform/infra/tags"
+	"microk8s-platform/internal/repo"
 )
 
 // Config is the bootstrap stack's configuration (stacks/backend/Pulumi.*.yaml).
@@ -25,7 +26,7 @@ type Config struct {
 }
 
 // Platform is the project whose state the backend keeps.
-const Platform = "microk8s-platform"
+const Platform = repo.Project
 
 var (
 	repoRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)

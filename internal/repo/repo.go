@@ -1,6 +1,7 @@
-// Package repo finds the repository's root — the folder with Pulumi.yaml —
-// for the programs and tests that read the stack files, the README or the
-// workflows from wherever they run.
+// Package repo knows two facts about the repository: the Pulumi project's
+// name, for the tools that work on its stacks from outside the program
+// (stacklock keys, the access helper, the local driver, the mocks), and
+// where its root is — the folder with Pulumi.yaml.
 package repo
 
 import (
@@ -8,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 )
+
+// Project is the name in Pulumi.yaml (a test keeps them equal).
+const Project = "microk8s-platform"
 
 // Root walks up from the working directory to the folder with Pulumi.yaml.
 func Root() (string, error) {

@@ -41,10 +41,11 @@ import (
 	"github.com/aws/smithy-go"
 
 	"microk8s-platform/infra/network"
+	"microk8s-platform/internal/repo"
 )
 
 const (
-	project = "microk8s-platform"
+	project = repo.Project
 	// ruleDescription marks the rules this helper adds.
 	ruleDescription = "temporary deploy access (scripts/access)"
 )

@@ -17,11 +17,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"microk8s-platform/infra"
+	"microk8s-platform/internal/repo"
 )
 
 // Versions of the tools scripts/tools/build.sh builds.
 const (
-	project            = "microk8s-platform"
+	project            = repo.Project
 	kubernetesProvider = "4.32.0"
 )
 

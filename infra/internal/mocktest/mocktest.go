@@ -31,7 +31,7 @@ const (
 	GCPPublicIP  = "198.51.100.20"
 	GCPPrivateIP = "10.0.1.2"
 	AMIID        = "ami-0123456789abcdef0"
-	Project      = "microk8s-platform"
+	Project      = repo.Project
 	Account      = "123456789012"
 )
 
