@@ -219,13 +219,6 @@ func TestProdStackIsOnDemandLargerAndReplicated(t *testing.T) {
 	assertAWSTags(t, m, "prod")
 }
 
-func TestDevStackHasNoPDBWithOneReplica(t *testing.T) {
-	m, _ := run(t, "dev", userKeys(mt.StackFile(t, "dev")))
-	if n := len(m.ByType("kubernetes:policy/v1:PodDisruptionBudget")); n != 0 {
-		t.Fatalf("%d PDBs with one replica: it would block node drains", n)
-	}
-}
-
 func TestGCPTarget(t *testing.T) {
 	c := userKeys(mt.StackFile(t, "dev")).Set(map[string]string{
 		"target": "gcp", "aws:region": "", "gcp:project": "acme-platform", "gcp:region": "europe-west1", "spot": "true",
