@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"microk8s-platform/internal/repo"
@@ -33,6 +34,30 @@ type logWriter struct{ t *testing.T }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// e2eEnv is what a check run after the first up gets: the live stack and
+// clients for the sandbox's API server.
+type e2eEnv struct {
+	Ctx   context.Context
+	Stack auto.Stack
+	Rest  *rest.Config
+	Kube  kubernetes.Interface
+	Dyn   dynamic.Interface
+}
+
+// afterUp holds checks that run, as subtests, right after the first up.
+// Each topic registers its own from an init in its own e2e_*_test.go file.
+var afterUp []struct {
+	Name  string
+	Check func(t *testing.T, env e2eEnv)
+}
+
+func registerAfterUp(name string, check func(t *testing.T, env e2eEnv)) {
+	afterUp = append(afterUp, struct {
+		Name  string
+		Check func(t *testing.T, env e2eEnv)
+	}{name, check})
 }
 
 func TestLocalStackEndToEnd(t *testing.T) {
@@ -50,12 +75,12 @@ func TestLocalStackEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rest, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc := kubernetes.NewForConfigOrDie(rest)
-	dyn := dynamic.NewForConfigOrDie(rest)
+	kc := kubernetes.NewForConfigOrDie(restCfg)
+	dyn := dynamic.NewForConfigOrDie(restCfg)
 	var timings []string
 	timed := func(what string, f func() error) {
 		t.Helper()
@@ -132,6 +157,11 @@ func TestLocalStackEndToEnd(t *testing.T) {
 	}
 	if nps, err := kc.NetworkingV1().NetworkPolicies("comments").List(ctx, metav1.ListOptions{}); err != nil || len(nps.Items) != 3 {
 		t.Errorf("network policies: %v", err)
+	}
+
+	env := e2eEnv{Ctx: ctx, Stack: st, Rest: restCfg, Kube: kc, Dyn: dyn}
+	for _, c := range afterUp {
+		t.Run(c.Name, func(t *testing.T) { c.Check(t, env) })
 	}
 
 	// 2. a preview right after reports no changes, and so does an up.
