@@ -21,11 +21,15 @@ type Config struct {
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error; default info
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT: how long in-flight requests get; default 15s
 	DrainDelay      time.Duration // DRAIN_DELAY: /readyz fails this long before the listener closes; default 5s
+	// DATABASE_WAIT: how long start-up waits for PostgreSQL (retrying with
+	// back-off, /readyz failing meanwhile) before the process gives up and
+	// exits; default 4m. Keep it inside the start-up probe's window.
+	DatabaseWait time.Duration
 }
 
 // Defaults are the values used for unset variables.
 func Defaults() Config {
-	return Config{Port: 8080, LogLevel: slog.LevelInfo, ShutdownTimeout: 15 * time.Second, DrainDelay: 5 * time.Second}
+	return Config{Port: 8080, LogLevel: slog.LevelInfo, ShutdownTimeout: 15 * time.Second, DrainDelay: 5 * time.Second, DatabaseWait: 4 * time.Minute}
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production) and
@@ -50,11 +54,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout}, {"DRAIN_DELAY", &c.DrainDelay}} {
+	}{{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout}, {"DRAIN_DELAY", &c.DrainDelay}, {"DATABASE_WAIT", &c.DatabaseWait}} {
 		if v := getenv(d.name); v != "" {
 			t, err := time.ParseDuration(v)
 			if err != nil || t < 0 {
 				errs = append(errs, fmt.Errorf("%s=%q: want a non-negative Go duration such as 15s or 500ms", d.name, v))
+				continue
+			}
+			if t == 0 && d.name == "DATABASE_WAIT" {
+				errs = append(errs, fmt.Errorf("DATABASE_WAIT=%q: want a positive Go duration such as 4m (the service would give up before its first attempt)", v))
 				continue
 			}
 			*d.dst = t

@@ -1,20 +1,30 @@
 // Command comments is the comments API server. Configuration comes from the
 // environment (see service/README.md); SIGTERM or SIGINT shut it down
 // gracefully.
+//
+// With DATABASE_URL set it does not wait for PostgreSQL before listening:
+// after a node restart the database is usually not up yet, and a process
+// that exits is backed off by the kubelet for minutes. It listens at once
+// (/healthz answers, /readyz fails), connects in the background with bounded
+// back-off, and serves as soon as the database answers. If DATABASE_WAIT
+// passes first it shuts down and exits 1, with the last error in its log.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"microk8s-platform/service/api"
 	"microk8s-platform/service/config"
 	"microk8s-platform/service/server"
+	"microk8s-platform/service/store"
 )
 
 func main() {
@@ -31,17 +41,47 @@ func run() error {
 	}
 	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	ctx, cancel := context.WithCancelCause(sig)
+	defer cancel(nil)
 
-	s, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		return err
+	var s store.Store
+	if cfg.DatabaseURL == "" {
+		if s, err = server.OpenStore(ctx, cfg); err != nil {
+			return err
+		}
+	} else {
+		p, err := store.ConnectPostgres(ctx, cfg.DatabaseURL, store.WaitOptions{
+			Timeout: cfg.DatabaseWait,
+			OnRetry: func(attempt int, err error, next time.Duration) {
+				log.Warn("database not ready, retrying", "attempt", attempt, "error", err.Error(), "next_in", next.String())
+			},
+		})
+		if err != nil {
+			return err
+		}
+		go func() {
+			<-p.Done()
+			if err := p.Err(); err != nil {
+				log.Error("giving up on the database", "error", err.Error(), "waited", cfg.DatabaseWait.String())
+				cancel(err)
+				return
+			}
+			if ctx.Err() == nil {
+				log.Info("database ready")
+			}
+		}()
+		s = p
 	}
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		s.Close()
 		return err
 	}
-	return server.Serve(ctx, ln, s, cfg, log)
+	err = server.Serve(ctx, ln, s, cfg, log)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return errors.Join(cause, err)
+	}
+	return err
 }

@@ -42,7 +42,16 @@ type proc struct {
 	logs chan string
 }
 
+// start runs the binary and waits until /readyz answers 200.
 func start(t *testing.T, env ...string) *proc {
+	t.Helper()
+	p := launch(t, env...)
+	p.waitFor(t, "/readyz", 200, 30*time.Second)
+	return p
+}
+
+// launch runs the binary and returns at once.
+func launch(t *testing.T, env ...string) *proc {
 	t.Helper()
 	port := freePort(t)
 	cmd := exec.Command(binary)
@@ -61,18 +70,39 @@ func start(t *testing.T, env ...string) *proc {
 		close(p.logs)
 	}()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
+	return p
+}
+
+// waitFor polls path until it answers code, or fails the test after limit.
+func (p *proc) waitFor(t *testing.T, path string, code int, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	last := "no answer"
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(p.base + "/readyz"); err == nil {
+		if resp, err := http.Get(p.base + path); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
+			if resp.StatusCode == code {
+				return
 			}
+			last = resp.Status
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("service did not become ready in 30s")
-	return nil
+	t.Fatalf("%s did not answer %d within %s (last: %s)", path, code, limit, last)
+}
+
+func (p *proc) status(t *testing.T, method, path, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.base+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // stop sends SIGTERM and returns the exit code and the JSON log lines.
@@ -156,10 +186,61 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 		t.Fatalf("PORT=nope: err=%v out=%s", err, out)
 	}
 	cmd = exec.Command(binary)
-	cmd.Env = append(os.Environ(), "DATABASE_URL=postgres://u:pw@127.0.0.1:1/x?connect_timeout=1", "HOST=127.0.0.1")
+	cmd.Env = append(os.Environ(), "DATABASE_URL=postgres://u:pw@127.0.0.1:1/x?connect_timeout=1", "HOST=127.0.0.1",
+		fmt.Sprintf("PORT=%d", freePort(t)), "DATABASE_WAIT=2s", "DRAIN_DELAY=0s")
+	begun := time.Now()
 	out, err = cmd.CombinedOutput()
-	if err == nil || strings.Contains(string(out), "pw@") {
+	if err == nil || strings.Contains(string(out), "pw@") || strings.Contains(string(out), ":pw") {
 		t.Fatalf("unreachable database: err=%v out=%s", err, out)
+	}
+	if !strings.Contains(string(out), "giving up on the database") || time.Since(begun) > 20*time.Second {
+		t.Fatalf("unreachable database: gave up after %s without saying so: %s", time.Since(begun), out)
+	}
+}
+
+// After a node restart the service usually starts before PostgreSQL. It must
+// not exit (the kubelet would back it off for up to five minutes): it
+// listens, /healthz answers 200 (liveness holds), /readyz and the API answer
+// 503 (no traffic is routed to it), and once PostgreSQL comes up it becomes
+// ready and serves, without a restart.
+func TestServiceStartedBeforePostgresServesOnceItIsUp(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	p := launch(t, "DATABASE_URL="+url, "DATABASE_WAIT=2m")
+	p.waitFor(t, "/healthz", 200, 10*time.Second)
+	time.Sleep(time.Second) // a few failed attempts
+	if code := p.status(t, "GET", "/readyz", ""); code != 503 {
+		t.Fatalf("/readyz before PostgreSQL = %d, want 503", code)
+	}
+	if code := p.status(t, "POST", "/api/comment/new", `{"email":"early@example.com","comment":"too soon","content_id":7}`); code != 503 {
+		t.Fatalf("POST before PostgreSQL = %d, want 503", code)
+	}
+	if p.cmd.ProcessState != nil {
+		t.Fatal("the service exited while waiting")
+	}
+
+	pg, err := pgtest.StartWith(pgtest.Options{Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	up := time.Now()
+	// The back-off is capped at 5s, so readiness follows within one pause
+	// plus one attempt.
+	p.waitFor(t, "/readyz", 200, 15*time.Second)
+	t.Logf("ready %s after PostgreSQL started", time.Since(up).Round(10*time.Millisecond))
+	if code := p.status(t, "POST", "/api/comment/new", `{"email":"late@example.com","comment":"now","content_id":7}`); code != 200 {
+		t.Fatalf("POST after PostgreSQL started = %d", code)
+	}
+	if code := p.status(t, "GET", "/api/comment/list/7", ""); code != 200 {
+		t.Fatalf("list after PostgreSQL started = %d", code)
+	}
+	code, logs := p.stop(t)
+	if code != 0 {
+		t.Errorf("exit code = %d", code)
+	}
+	if !hasLog(logs, "database not ready, retrying") || !hasLog(logs, "database ready") {
+		t.Errorf("the wait is not logged: %v", logs)
 	}
 }
 

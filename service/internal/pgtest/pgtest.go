@@ -29,16 +29,32 @@ type Server struct {
 	bin  string
 	as   *user.User // nil when running as the current user
 	seq  atomic.Int64
+	pass string // the superuser's password when TCP connections need one
+}
+
+// Options change how Start sets the server up; the zero value is Start's.
+type Options struct {
+	// Port to listen on; zero picks a free one. A test that starts a client
+	// before its database picks the port first (FreePort).
+	Port int
+	// HostAuth, when set (e.g. "scram-sha-256"), is the authentication
+	// method for TCP connections, as the official postgres image sets it;
+	// the unix socket stays trusted, as in that image. The superuser then
+	// gets a password, which URL includes.
+	HostAuth string
 }
 
 // Start runs initdb and pg_ctl start. The binaries are looked up in $PG_BIN,
 // then $PATH, then /usr/local/bin and /usr/lib/postgresql/*/bin.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(o Options) (*Server, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin}
+	s := &Server{bin: bin, Port: o.Port}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -58,14 +74,25 @@ func Start() (*Server, error) {
 		}
 	}
 	data := filepath.Join(s.Dir, "data")
-	if out, err := s.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
+	initdb := []string{"-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"}
+	if o.HostAuth != "" {
+		s.pass = "pgtest-superuser"
+		pwfile := filepath.Join(s.Dir, "pwfile")
+		if err := os.WriteFile(pwfile, []byte(s.pass+"\n"), 0o644); err != nil {
+			s.cleanup()
+			return nil, err
+		}
+		initdb = []string{"-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=" + o.HostAuth, "--pwfile=" + pwfile, "-E", "UTF8", "--no-sync"}
+	}
+	if out, err := s.run("initdb", initdb...); err != nil {
 		s.cleanup()
 		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
 	}
-	s.Port, err = freePort()
-	if err != nil {
-		s.cleanup()
-		return nil, err
+	if s.Port == 0 {
+		if s.Port, err = FreePort(); err != nil {
+			s.cleanup()
+			return nil, err
+		}
 	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", s.Port, s.Dir)
 	if out, err := s.run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-t", "60", "start"); err != nil {
@@ -76,9 +103,17 @@ func Start() (*Server, error) {
 	return s, nil
 }
 
-// URL is the connection string of database db.
+// URL is the superuser's TCP connection string for database db.
 func (s *Server) URL(db string) string {
+	if s.pass != "" {
+		return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", s.pass, s.Port, db)
+	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
+}
+
+// UserURL is the TCP connection string of role user with password for db.
+func (s *Server) UserURL(user, password, db string) string {
+	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", user, password, s.Port, db)
 }
 
 // NewDatabase creates an empty database with a unique name and returns its URL.
@@ -150,7 +185,8 @@ func findBin() (string, error) {
 	return "", errors.New("pgtest: PostgreSQL server binaries (initdb, pg_ctl) not found in $PG_BIN, $PATH, /usr/local/bin or /usr/lib/postgresql/*/bin; install them (apt-get install postgresql) or set PG_BIN")
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
