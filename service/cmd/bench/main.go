@@ -1,7 +1,16 @@
-// Command bench measures the comments service over loopback: it starts the
-// built binary once with the memory store and once against a throwaway
-// PostgreSQL, drives POST and GET load at each, and prints requests/s and
-// p50/p99 latency. It is what `make bench` runs; it asserts nothing.
+// Command bench measures the comments service over loopback against a bare
+// net/http handler it runs itself in the same run, and prints the service's
+// throughput as a ratio of the bare handler's: one figure from one run on
+// one machine, rather than an absolute number from a noisy one.
+//
+// The bare handler (bare.go) is this same binary re-executed as a separate
+// process, so it and the service get the same treatment from the scheduler;
+// it serves the same routes with the same JSON but nothing else: no
+// validation, metrics, request ids, logging or store abstraction. The
+// scenarios alternate in rounds (bare, service, bare, service, ...) so that
+// drift in the machine's load hits both sides alike. PostgreSQL is measured
+// too, in absolute terms only. It is what `make bench` runs; it asserts
+// nothing.
 package main
 
 import (
@@ -19,44 +28,132 @@ import (
 	"microk8s-platform/service/internal/pgtest"
 )
 
+// bareEnv, when set in the environment, makes this binary serve the bare
+// handler on the address it names instead of benchmarking.
+const bareEnv = "COMMENTS_BENCH_BARE_ADDR"
+
 func main() {
+	if addr := os.Getenv(bareEnv); addr != "" {
+		if err := serveBare(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench (bare):", err)
+			os.Exit(1)
+		}
+		return
+	}
 	bin := flag.String("bin", "bin/comments", "service binary to benchmark")
-	dur := flag.Duration("duration", 10*time.Second, "load duration per scenario")
+	dur := flag.Duration("duration", 10*time.Second, "load duration per scenario and side, split over the rounds")
 	workers := flag.Int("c", 32, "concurrent clients")
+	rounds := flag.Int("rounds", 3, "alternating bare/service rounds per scenario")
+	pg := flag.Bool("postgres", true, "also measure the service on PostgreSQL")
 	flag.Parse()
-	if err := run(*bin, *dur, *workers); err != nil {
+	if err := run(*bin, *dur, *workers, max(1, *rounds), *pg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, workers int) error {
+// scenario is one kind of request, built for the i-th request of worker w.
+type scenario struct {
+	name string
+	req  func(base string) load.Request
+	ok   []int
+}
+
+var scenarios = []scenario{
+	{"POST", func(base string) load.Request {
+		return func(w, i int) (string, string, []byte) {
+			return "POST", base + "/api/comment/new",
+				fmt.Appendf(nil, `{"email":"w%d@example.com","comment":"comment %d","content_id":%d}`, w, i, i%1000)
+		}
+	}, []int{200}},
+	// Reads hit ids that seed filled with the same comments on both sides
+	// (the POSTs above land elsewhere, and unevenly).
+	{"GET", func(base string) load.Request {
+		return func(w, i int) (string, string, []byte) {
+			return "GET", base + "/api/comment/list/g" + strconv.Itoa((w*7919+i)%readIDs), nil
+		}
+	}, []int{200}},
+}
+
+// readIDs ids, each with commentsPerID comments, are what GET reads.
+const readIDs, commentsPerID = 1000, 5
+
+// seed posts the comments the GET scenario reads.
+func seed(base string, workers int) error {
+	res := load.Run(context.Background(), workers, time.Hour, func(w, i int) (string, string, []byte) {
+		n := w + i*workers
+		if n >= readIDs*commentsPerID {
+			return "", "", nil
+		}
+		return "POST", base + "/api/comment/new",
+			fmt.Appendf(nil, `{"email":"r%d@example.com","comment":"comment %d","content_id":"g%d"}`, n, n, n%readIDs)
+	})
+	if res.Errors != 0 || res.Requests != readIDs*commentsPerID {
+		return fmt.Errorf("seeding %s: %d requests, %d errors", base, res.Requests, res.Errors)
+	}
+	return nil
+}
+
+func run(bin string, dur time.Duration, workers, rounds int, withPG bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("comments service benchmark: %d clients, %s per scenario and side in %d rounds, loopback\n\n", workers, dur, rounds)
+
+	bare, stopBare, err := start(self, bareEnv+"=127.0.0.1:%d")
+	if err != nil {
+		return err
+	}
+	defer stopBare()
+	svc, stopSvc, err := start(bin, "")
+	if err != nil {
+		return err
+	}
+	defer stopSvc()
+	for _, base := range []string{bare, svc} {
+		if err := seed(base, workers); err != nil {
+			return err
+		}
+	}
+	slice := dur / time.Duration(rounds)
+	for _, sc := range scenarios {
+		var b, s load.Result
+		for range rounds {
+			b = b.Merge(load.Run(context.Background(), workers, slice, sc.req(bare), sc.ok...))
+			s = s.Merge(load.Run(context.Background(), workers, slice, sc.req(svc), sc.ok...))
+		}
+		fmt.Printf("%-4s bare            %s\n", sc.name, b)
+		fmt.Printf("%-4s service/memory  %s\n", sc.name, s)
+		fmt.Printf("%-4s ratio service/bare %.0f %% (throughput)\n\n", sc.name, 100*s.RPS()/b.RPS())
+	}
+
+	if !withPG {
+		return nil
+	}
 	pg, err := pgtest.Start()
 	if err != nil {
 		return err
 	}
 	defer pg.Stop()
-	fmt.Printf("comments service benchmark: %d clients, %s per scenario, loopback\n\n", workers, dur)
-	for _, st := range []struct{ name, dbURL string }{{"memory", ""}, {"postgres", pg.URL("postgres")}} {
-		base, stop, err := startService(bin, st.dbURL)
-		if err != nil {
-			return err
-		}
-		post := load.Run(context.Background(), workers, dur, func(w, i int) (string, string, []byte) {
-			return "POST", base + "/api/comment/new",
-				fmt.Appendf(nil, `{"email":"w%d@example.com","comment":"comment %d","content_id":%d}`, w, i, i%1000)
-		})
-		// Reads hit ids that now hold a handful of comments each.
-		get := load.Run(context.Background(), workers, dur, func(w, i int) (string, string, []byte) {
-			return "GET", base + "/api/comment/list/" + strconv.Itoa((w*7919+i)%1000), nil
-		}, 200, 404)
-		stop()
-		fmt.Printf("%-8s POST %s\n%-8s GET  %s\n", st.name, post, st.name, get)
+	base, stop, err := start(bin, "", "DATABASE_URL="+pg.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if err := seed(base, workers); err != nil {
+		return err
+	}
+	for _, sc := range scenarios {
+		fmt.Printf("%-4s service/postgres %s\n", sc.name, load.Run(context.Background(), workers, dur, sc.req(base), sc.ok...))
 	}
 	return nil
 }
 
-func startService(bin, dbURL string) (string, func(), error) {
+// start runs bin on a free loopback port and waits until it answers.
+// addrEnv, if not empty, is a format for one more environment variable that
+// receives the port.
+func start(bin, addrEnv string, env ...string) (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -64,12 +161,16 @@ func startService(bin, dbURL string) (string, func(), error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port), "LOG_LEVEL=error", "DRAIN_DELAY=0s", "DATABASE_URL="+dbURL)
+	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port), "LOG_LEVEL=error", "DRAIN_DELAY=0s")
+	if addrEnv != "" {
+		cmd.Env = append(cmd.Env, fmt.Sprintf(addrEnv, port))
+	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	for range 300 {
 		if resp, err := http.Get(base + "/readyz"); err == nil {

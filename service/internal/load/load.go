@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// Request builds the i-th request of worker w.
+// Request builds the i-th request of worker w; an empty method means that
+// worker has nothing more to send.
 type Request func(w, i int) (method, url string, body []byte)
 
 // Result summarises one run.
@@ -23,6 +24,16 @@ type Result struct {
 	Errors    int // transport errors and non-2xx answers other than Expect
 	Duration  time.Duration
 	latencies []time.Duration
+}
+
+// Merge combines two runs of the same scenario (rounds of one benchmark)
+// into one result: requests, errors and durations add up, and the latencies
+// are pooled for the percentiles.
+func (r Result) Merge(o Result) Result {
+	m := Result{Requests: r.Requests + o.Requests, Errors: r.Errors + o.Errors, Duration: r.Duration + o.Duration}
+	m.latencies = slices.Concat(r.latencies, o.latencies)
+	slices.Sort(m.latencies)
+	return m
 }
 
 // RPS is completed requests per second.
@@ -64,6 +75,9 @@ func Run(ctx context.Context, workers int, d time.Duration, req Request, ok ...i
 			errs := 0
 			for i := 0; ctx.Err() == nil; i++ {
 				method, url, body := req(w, i)
+				if method == "" {
+					break
+				}
 				hr, _ := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 				if body != nil {
 					hr.Header.Set("Content-Type", "application/json")

@@ -41,3 +41,30 @@ func TestPercentileOfKnownSample(t *testing.T) {
 		t.Fatalf("p50=%v p99=%v", r.Percentile(50), r.Percentile(99))
 	}
 }
+
+func TestMergePoolsRounds(t *testing.T) {
+	a := Result{Requests: 2, Errors: 1, Duration: time.Second, latencies: []time.Duration{3, 1}}
+	b := Result{Requests: 1, Duration: time.Second, latencies: []time.Duration{2}}
+	m := Result{}.Merge(a).Merge(b)
+	if m.Requests != 3 || m.Errors != 1 || m.Duration != 2*time.Second || m.RPS() != 1.5 {
+		t.Fatalf("merged = %+v", m)
+	}
+	if m.Percentile(100) != 3 || m.Percentile(34) != 1 || m.Percentile(67) != 2 {
+		t.Fatalf("merged latencies not pooled and sorted: %v", m.latencies)
+	}
+}
+
+func TestEmptyMethodEndsTheWorker(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
+	defer srv.Close()
+	res := Run(context.Background(), 3, time.Minute, func(w, i int) (string, string, []byte) {
+		if i >= 5 {
+			return "", "", nil
+		}
+		return "GET", srv.URL, nil
+	})
+	if res.Requests != 15 || n.Load() != 15 || res.Errors != 0 {
+		t.Fatalf("Requests = %d, server saw %d, errors %d; want 15 each and no errors", res.Requests, n.Load(), res.Errors)
+	}
+}
