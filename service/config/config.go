@@ -25,11 +25,14 @@ type Config struct {
 	// back-off, /readyz failing meanwhile) before the process gives up and
 	// exits; default 4m. Keep it inside the start-up probe's window.
 	DatabaseWait time.Duration
+	// STORE_TIMEOUT: the server-side deadline of every store call; past it
+	// the client gets a 503 instead of waiting on a hung database; default 2s.
+	StoreTimeout time.Duration
 }
 
 // Defaults are the values used for unset variables.
 func Defaults() Config {
-	return Config{Port: 8080, LogLevel: slog.LevelInfo, ShutdownTimeout: 15 * time.Second, DrainDelay: 5 * time.Second, DatabaseWait: 4 * time.Minute}
+	return Config{Port: 8080, LogLevel: slog.LevelInfo, ShutdownTimeout: 15 * time.Second, DrainDelay: 5 * time.Second, DatabaseWait: 4 * time.Minute, StoreTimeout: 2 * time.Second}
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production) and
@@ -54,7 +57,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout}, {"DRAIN_DELAY", &c.DrainDelay}, {"DATABASE_WAIT", &c.DatabaseWait}} {
+	}{{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout}, {"DRAIN_DELAY", &c.DrainDelay}, {"DATABASE_WAIT", &c.DatabaseWait}, {"STORE_TIMEOUT", &c.StoreTimeout}} {
 		if v := getenv(d.name); v != "" {
 			t, err := time.ParseDuration(v)
 			if err != nil || t < 0 {
@@ -63,6 +66,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			}
 			if t == 0 && d.name == "DATABASE_WAIT" {
 				errs = append(errs, fmt.Errorf("DATABASE_WAIT=%q: want a positive Go duration such as 4m (the service would give up before its first attempt)", v))
+				continue
+			}
+			if t == 0 && d.name == "STORE_TIMEOUT" {
+				errs = append(errs, fmt.Errorf("STORE_TIMEOUT=%q: want a positive Go duration such as 2s (every store call would time out at once)", v))
 				continue
 			}
 			*d.dst = t
