@@ -15,6 +15,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"microk8s-platform/infra/vm"
 )
 
 // Targets: where the platform runs.
@@ -38,15 +40,15 @@ type Config struct {
 	// Network (aws, gcp)
 	VpcCidr    string   // vpcCidr, default 10.0.0.0/16
 	SubnetCidr string   // subnetCidr: a /24 inside vpcCidr, default 10.0.1.0/24
-	AdminCidrs []string // adminCidrs: who may reach SSH (22) and the Kubernetes API (16443); required for aws and gcp
+	AdminCidrs []string // adminCidrs: who may reach SSH (22) and the Kubernetes API (16443), IPv4 or IPv6; required for aws and gcp
 
 	// VM
 	AwsRegion     string // aws:region (aws)
 	InstanceType  string // instanceType (aws), default t3.large
-	Spot          bool   // spot (aws): a one-time spot request; default false
+	Spot          bool   // spot (aws): a one-time spot request, terminated when reclaimed (vm.SpotOptions); default false
 	GcpProject    string // gcp:project (gcp, required)
 	GcpRegion     string // gcp:region (gcp), default us-central1
-	GcpZone       string // gcp:zone (gcp), default <region>-a
+	GcpZone       string // gcp:zone (gcp), default the region's first zone (infra/vm GCPZones); required for a region outside that table
 	MachineType   string // machineType (gcp), default e2-standard-2
 	Preemptible   bool   // spot (gcp): a Spot VM; default false
 	RootVolumeGiB int    // rootVolumeGiB, default 30, at least 20
@@ -183,8 +185,10 @@ func Load(ctx *pulumi.Context) (Config, error) {
 		c.GcpRegion = v
 	}
 	c.GcpZone = gcpCfg.Get("zone")
-	if c.GcpZone == "" && c.GcpRegion != "" {
-		c.GcpZone = c.GcpRegion + "-a"
+	if c.GcpZone == "" {
+		// A real zone of the region, never a guessed "<region>-a"; a
+		// region outside the table needs gcp:zone (Validate says so).
+		c.GcpZone, _ = vm.DefaultGCPZone(c.GcpRegion)
 	}
 	return c, errors.Join(errs...)
 }
@@ -293,8 +297,12 @@ func (c Config) Validate() error {
 		}
 		if !gcpRegionRe.MatchString(c.GcpRegion) {
 			bad("gcp:region", c.GcpRegion, "want a region such as us-central1")
+		} else if zones, known := vm.GCPZones(c.GcpRegion); c.GcpZone == "" {
+			bad("gcp:zone", nil, "required for region %s, which is not in the zone table of infra/vm/gcp.go: set it to one of the region's zones (gcloud compute zones list --filter=region:%s)", c.GcpRegion, c.GcpRegion)
+		} else if known && !slices.Contains(zones, c.GcpZone) {
+			bad("gcp:zone", c.GcpZone, "want a zone of region %s: one of %s", c.GcpRegion, strings.Join(zones, ", "))
 		} else if !strings.HasPrefix(c.GcpZone, c.GcpRegion+"-") {
-			bad("gcp:zone", c.GcpZone, "want a zone of region %s, such as %s-a", c.GcpRegion, c.GcpRegion)
+			bad("gcp:zone", c.GcpZone, "want a zone of region %s (<region>-<letter>)", c.GcpRegion)
 		}
 		if !gcpMachRe.MatchString(c.MachineType) {
 			bad("machineType", c.MachineType, "want a GCE machine type such as e2-standard-2")

@@ -56,12 +56,13 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 	case TargetAWS:
 		net, err := network.NewAWS(ctx, "network", network.AWSArgs{
 			Owner: owner, VpcCidr: cfg.VpcCidr, SubnetCidr: cfg.SubnetCidr, AdminCidrs: cfg.AdminCidrs,
+			InstanceType: cfg.InstanceType,
 		})
 		if err != nil {
 			return nil, err
 		}
 		machine, err := vm.NewAWS(ctx, "vm", vm.AWSArgs{
-			Owner: owner, SubnetID: net.SubnetID, SecurityGroupID: net.SecurityGroupID,
+			Owner: owner, SubnetID: net.SubnetID, SecurityGroupID: net.SecurityGroupID, Internet: net.Internet,
 			InstanceType: cfg.InstanceType, Spot: cfg.Spot, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
 			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
 		})

@@ -140,7 +140,7 @@ func TestDevStackOnAWS(t *testing.T) {
 		"rootBlockDevice.encrypted":                                      "true",
 		"rootBlockDevice.volumeSize":                                     "30",
 		"instanceMarketOptions.marketType":                               "spot",
-		"instanceMarketOptions.spotOptions.instanceInterruptionBehavior": "stop",
+		"instanceMarketOptions.spotOptions.instanceInterruptionBehavior": "terminate",
 		"subnetId": "subnet-0abc",
 	}
 	for path, want := range checks {
@@ -163,7 +163,7 @@ func TestDevStackOnAWS(t *testing.T) {
 	assertAWSTags(t, m, "dev")
 
 	b := m.One(t, "aws:budgets/budget:Budget", "budget")
-	if mt.Str(b.Inputs, "limitAmount") != "15.00" || mt.Str(b.Inputs, "timeUnit") != "MONTHLY" || mt.Str(b.Inputs, "budgetType") != "COST" {
+	if mt.Str(b.Inputs, "limitAmount") != "40.00" || mt.Str(b.Inputs, "timeUnit") != "MONTHLY" || mt.Str(b.Inputs, "budgetType") != "COST" {
 		t.Errorf("budget: %v", b.Inputs)
 	}
 	notes := mt.Get(b.Inputs, "notifications").ArrayValue()
@@ -210,7 +210,7 @@ func TestProdStackIsOnDemandLargerAndReplicated(t *testing.T) {
 	if mt.Str(pdb.Inputs, "spec.minAvailable") != "1" {
 		t.Errorf("PDB minAvailable = %s", mt.Str(pdb.Inputs, "spec.minAvailable"))
 	}
-	if mt.Str(m.One(t, "aws:budgets/budget:Budget", "budget").Inputs, "limitAmount") != "150.00" {
+	if mt.Str(m.One(t, "aws:budgets/budget:Budget", "budget").Inputs, "limitAmount") != "175.00" {
 		t.Error("prod budget")
 	}
 	if want, _ := vm.MonthlyCost("aws", "t3.xlarge", false, 50); out.MonthlyCostUSD != want {
@@ -270,7 +270,7 @@ func TestGCPTarget(t *testing.T) {
 		"networkInterfaces[0].accessConfigs[0].natIp":      mt.GCPPublicIP,
 		"scheduling.provisioningModel":                     "SPOT",
 		"scheduling.instanceTerminationAction":             "STOP",
-		"zone":                                             "europe-west1-a",
+		"zone":                                             "europe-west1-b",
 		"labels.managed-by":                                "pulumi",
 	} {
 		if got := mt.Str(inst.Inputs, path); got != want {

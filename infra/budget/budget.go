@@ -1,8 +1,15 @@
 // Package budget declares the AWS cost budget from the seed's plan: a
 // monthly limit with e-mail alerts at 25, 50 and 75 % of actual spend and at
 // 100 % of forecast spend, so a forgotten VM is noticed before the bill is.
-// The budget covers the whole account: the platform is meant to run in an
-// account of its own, and cost-allocation tags need manual activation.
+//
+// Each stack's budget counts only that stack's resources: a cost filter on
+// the user-defined cost-allocation tag "stack" (every resource the program
+// declares carries it, infra/tags). Two stacks in one account then no
+// longer both watch the whole account's bill. AWS counts a tag in Cost
+// Explorer and Budgets only after it is activated as a cost-allocation tag
+// (Billing console, Cost allocation tags, or `aws ce
+// update-cost-allocation-tags-status`); until then, and for spend before the
+// activation, the filtered budget sees nothing. The README says so.
 package budget
 
 import (
@@ -22,6 +29,15 @@ type Alert struct {
 
 // Alerts are the thresholds, in percent of the monthly limit.
 var Alerts = []Alert{{25, "ACTUAL"}, {50, "ACTUAL"}, {75, "ACTUAL"}, {100, "FORECASTED"}}
+
+// StackTagKey is the cost-allocation tag the budget filters on.
+const StackTagKey = "stack"
+
+// TagFilter is the Budgets cost filter value for tag key=value:
+// "user:<key>$<value>" (user-defined tags carry the "user:" prefix; the
+// pulumi-aws v6.83.4 budgets/budget.go example "Create a cost filter using
+// resource tags" filters TagKeyValue on "user:business-unit$human_resources").
+func TagFilter(key, value string) string { return "user:" + key + "$" + value }
 
 // Args configure the budget.
 type Args struct {
@@ -48,11 +64,15 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		}
 	}
 	return budgets.NewBudget(ctx, name, &budgets.BudgetArgs{
-		Name:          pulumi.String(args.Owner.Prefix("monthly")),
-		BudgetType:    pulumi.String("COST"),
-		LimitAmount:   pulumi.String(strconv.FormatFloat(args.MonthlyUSD, 'f', 2, 64)),
-		LimitUnit:     pulumi.String("USD"),
-		TimeUnit:      pulumi.String("MONTHLY"),
+		Name:        pulumi.String(args.Owner.Prefix("monthly")),
+		BudgetType:  pulumi.String("COST"),
+		LimitAmount: pulumi.String(strconv.FormatFloat(args.MonthlyUSD, 'f', 2, 64)),
+		LimitUnit:   pulumi.String("USD"),
+		TimeUnit:    pulumi.String("MONTHLY"),
+		CostFilters: budgets.BudgetCostFilterArray{budgets.BudgetCostFilterArgs{
+			Name:   pulumi.String("TagKeyValue"),
+			Values: pulumi.StringArray{pulumi.String(TagFilter(StackTagKey, args.Owner.Stack))},
+		}},
 		Notifications: notes,
 		Tags:          args.Owner.AWS("budget"),
 	}, opts...)

@@ -76,6 +76,10 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		}
 		sort.Strings(keys)
 		triggers := pulumi.Array{pulumi.String(microk8s.Hash(script))}
+		if h.MachineID != (pulumi.StringOutput{}) {
+			// A new machine behind the same address runs every step again.
+			triggers = append(triggers, h.MachineID)
+		}
 		parts := make([]any, 0, len(keys))
 		for _, k := range keys {
 			triggers = append(triggers, env[k])

@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -16,7 +17,9 @@ type AWSArgs struct {
 	Owner      tags.Owner
 	VpcCidr    string
 	SubnetCidr string
-	AdminCidrs []string
+	AdminCidrs []string // IPv4 and IPv6 networks; each family gets its own rules
+	// InstanceType is the VM's type: the subnet goes to a zone that offers it.
+	InstanceType string
 }
 
 // AWS is the VPC, its public /24 subnet, internet gateway, route table and
@@ -27,6 +30,47 @@ type AWS struct {
 	SubnetID         pulumi.IDOutput
 	SecurityGroupID  pulumi.IDOutput
 	AvailabilityZone pulumi.StringOutput
+	// Internet is what makes the subnet reach the internet: the gateway and
+	// the subnet's association with the route table that points at it. An
+	// Elastic IP association and anything that connects to the VM from
+	// outside must depend on these (see ZoneFor and the vm package).
+	Internet []pulumi.Resource
+}
+
+// Filters of the zone lookup.
+const (
+	// OptInNotRequired is the opt-in-status of a region's ordinary
+	// Availability Zones; Local Zones and Wavelength Zones are
+	// "opted-in"/"not-opted-in" and are returned by the same API once an
+	// account opts in (pulumi-aws v6.83.4 getAvailabilityZones.go, example
+	// "Only Availability Zones (no Local Zones)").
+	OptInNotRequired = "opt-in-not-required"
+	// OfferingsByZone asks DescribeInstanceTypeOfferings for zone names
+	// (pulumi-aws v6.83.4 ec2/getInstanceTypeOfferings.go: locationType
+	// "availability-zone"; the default "region" says nothing about zones).
+	OfferingsByZone = "availability-zone"
+)
+
+// ZoneFor picks the subnet's zone: the first, by name, of the zones that
+// need no opt-in and offer instanceType. Not every zone offers every type
+// (RunInstances refuses one that is not offered there with "Unsupported"),
+// and the first zone listed may be a Local Zone the account opted in to.
+func ZoneFor(zones, offered []string, instanceType string) (string, error) {
+	ok := map[string]bool{}
+	for _, z := range offered {
+		ok[z] = true
+	}
+	var both []string
+	for _, z := range zones {
+		if ok[z] {
+			both = append(both, z)
+		}
+	}
+	if len(both) == 0 {
+		return "", fmt.Errorf("network: no availability zone of this region (%v) offers instance type %s (offered in %v); pick another instanceType or region", zones, instanceType, offered)
+	}
+	slices.Sort(both)
+	return both[0], nil
 }
 
 // NewAWS declares the network.
@@ -47,15 +91,25 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 	if err != nil {
 		return nil, err
 	}
-	// The first zone the account offers; a single-VM platform needs one.
-	zones, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{State: pulumi.StringRef("available")}, pulumi.Parent(n))
+	// One zone: available, no opt-in, and offering the instance type.
+	zones, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{
+		State:   pulumi.StringRef("available"),
+		Filters: []aws.GetAvailabilityZonesFilter{{Name: "opt-in-status", Values: []string{OptInNotRequired}}},
+	}, pulumi.Parent(n))
 	if err != nil {
 		return nil, fmt.Errorf("network: list availability zones: %w", err)
 	}
-	if len(zones.Names) == 0 {
-		return nil, fmt.Errorf("network: the region offers no available zone")
+	offers, err := ec2.GetInstanceTypeOfferings(ctx, &ec2.GetInstanceTypeOfferingsArgs{
+		LocationType: pulumi.StringRef(OfferingsByZone),
+		Filters:      []ec2.GetInstanceTypeOfferingsFilter{{Name: "instance-type", Values: []string{args.InstanceType}}},
+	}, pulumi.Parent(n))
+	if err != nil {
+		return nil, fmt.Errorf("network: list the zones offering %s: %w", args.InstanceType, err)
 	}
-	az := zones.Names[0]
+	az, err := ZoneFor(zones.Names, offers.Locations, args.InstanceType)
+	if err != nil {
+		return nil, err
+	}
 	subnet, err := ec2.NewSubnet(ctx, name, &ec2.SubnetArgs{
 		VpcId:               v.ID(),
 		CidrBlock:           pulumi.String(args.SubnetCidr),
@@ -84,10 +138,11 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ec2.NewRouteTableAssociation(ctx, name, &ec2.RouteTableAssociationArgs{
+	rta, err := ec2.NewRouteTableAssociation(ctx, name, &ec2.RouteTableAssociationArgs{
 		SubnetId:     subnet.ID(),
 		RouteTableId: rt.ID(),
-	}, p); err != nil {
+	}, p)
+	if err != nil {
 		return nil, err
 	}
 
@@ -101,15 +156,23 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		return nil, err
 	}
 	rule := func(ruleName string, port int, cidr, desc string) error {
-		_, err := vpc.NewSecurityGroupIngressRule(ctx, name+"-"+ruleName, &vpc.SecurityGroupIngressRuleArgs{
+		a := &vpc.SecurityGroupIngressRuleArgs{
 			SecurityGroupId: sg.ID(),
 			IpProtocol:      pulumi.String("tcp"),
 			FromPort:        pulumi.Int(port),
 			ToPort:          pulumi.Int(port),
-			CidrIpv4:        pulumi.String(cidr),
 			Description:     pulumi.String(desc),
 			Tags:            o.AWS(ruleName),
-		}, p)
+		}
+		// "The source IPv4 CIDR range" / "The source IPv6 CIDR range"
+		// (pulumi-aws v6.83.4 vpc/securityGroupIngressRule.go): one field
+		// per family.
+		if IsIPv6(cidr) {
+			a.CidrIpv6 = pulumi.String(cidr)
+		} else {
+			a.CidrIpv4 = pulumi.String(cidr)
+		}
+		_, err := vpc.NewSecurityGroupIngressRule(ctx, name+"-"+ruleName, a, p)
 		return err
 	}
 	for i, cidr := range args.AdminCidrs {
@@ -135,6 +198,7 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 	}
 
 	n.VpcID, n.SubnetID, n.SecurityGroupID = v.ID(), subnet.ID(), sg.ID()
+	n.Internet = []pulumi.Resource{igw, rta}
 	n.AvailabilityZone = pulumi.String(az).ToStringOutput()
 	return n, ctx.RegisterResourceOutputs(n, pulumi.Map{
 		"vpcId": v.ID(), "subnetId": subnet.ID(), "securityGroupId": sg.ID(),

@@ -85,8 +85,22 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 		_, err := compute.NewFirewall(ctx, name+"-"+ruleName, a, p)
 		return err
 	}
-	if err := firewall("admin", "INGRESS", AdminPorts, args.AdminCidrs, fmt.Sprintf("SSH and Kubernetes API (%v) from admin CIDRs", AdminPorts)); err != nil {
-		return nil, err
+	// "A firewall rule can contain either IPv4 or IPv6 ranges, but not
+	// both" (cloud.google.com/firewall/docs/using-firewalls, "Create VPC
+	// firewall rules"): one admin rule per family. A rule is declared only
+	// for a family that has ranges ("For INGRESS traffic, one of
+	// sourceRanges, sourceTags or sourceServiceAccounts is required",
+	// pulumi-gcp v9.6.0 compute/firewall.go).
+	v4, v6 := SplitFamilies(args.AdminCidrs)
+	if len(v4) > 0 {
+		if err := firewall("admin", "INGRESS", AdminPorts, v4, fmt.Sprintf("SSH and Kubernetes API (%v) from admin CIDRs", AdminPorts)); err != nil {
+			return nil, err
+		}
+	}
+	if len(v6) > 0 {
+		if err := firewall("admin-ipv6", "INGRESS", AdminPorts, v6, fmt.Sprintf("SSH and Kubernetes API (%v) from admin IPv6 CIDRs", AdminPorts)); err != nil {
+			return nil, err
+		}
 	}
 	if err := firewall("public", "INGRESS", PublicPorts, []string{"0.0.0.0/0"}, "Kong HTTP and HTTPS from anywhere"); err != nil {
 		return nil, err

@@ -9,6 +9,11 @@
 // is then neither reported as drift nor deleted by the next `up`.
 package network
 
+import (
+	"net"
+	"strings"
+)
+
 // Ports of the policy.
 const (
 	SSHPort   = 22
@@ -31,3 +36,23 @@ const (
 	AutomationTag    = "microk8s-platform-automation"
 	AutomationTagKey = "automation"
 )
+
+// IsIPv6 reports whether cidr is an IPv6 network ("2001:db8::/32"). An
+// IPv4-mapped form ("::ffff:198.51.100.0/120") counts as IPv6: the clouds
+// take it in their IPv6 fields, if at all.
+func IsIPv6(cidr string) bool {
+	ip, _, err := net.ParseCIDR(cidr)
+	return err == nil && (ip.To4() == nil || strings.Contains(cidr, ":"))
+}
+
+// SplitFamilies splits cidrs into IPv4 and IPv6 networks, keeping order.
+func SplitFamilies(cidrs []string) (v4, v6 []string) {
+	for _, c := range cidrs {
+		if IsIPv6(c) {
+			v6 = append(v6, c)
+		} else {
+			v4 = append(v4, c)
+		}
+	}
+	return v4, v6
+}

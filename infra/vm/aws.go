@@ -48,6 +48,46 @@ type AWSArgs struct {
 	SSHPort         int
 	SSHPublicKey    string
 	SSHPrivateKey   pulumi.StringOutput
+	// Internet is the network's internet gateway and route-table
+	// association (network.AWS.Internet). The Elastic IP association and
+	// the SSH steps wait for them: "EIP may require IGW to exist prior to
+	// association. Use dependsOn to set an explicit dependency on the IGW"
+	// (pulumi-aws v6.83.4 ec2/eip.go), and until the subnet's route table
+	// is associated, its default route does not apply and the VM's
+	// address is not reachable.
+	Internet []pulumi.Resource
+}
+
+// SpotOptions are the dev VM's spot settings: a one-time request whose
+// instance terminates when EC2 interrupts it.
+//
+// Not persistent: a persistent request outlives the instance. Deleting the
+// instance (pulumi destroy, or a replacement) leaves the request open, and
+// EC2 launches a new instance for it outside the stack, in the stack's
+// subnet and security group, which then cannot be deleted either
+// (hashicorp/terraform-provider-aws#38142, "aws_instance
+// instance_market_options: Persistent type creates untracked resource",
+// against the provider pulumi-aws v6 wraps). And stop/hibernate need a
+// persistent request: "Persistent Spot Instance requests are only supported
+// when the instance interruption behavior is either hibernate or stop. The
+// default is one-time." (pulumi-aws v6.83.4 ec2/pulumiTypes.go,
+// InstanceInstanceMarketOptionsSpotOptions). So one-time + terminate is the
+// only shape with nothing left behind.
+//
+// What a reclaim does: EC2 terminates the instance; the root volume has
+// deleteOnTermination, so it (the cluster, PostgreSQL's data) is gone; the
+// Elastic IP stays allocated, unassociated. The provider's read treats a
+// terminated instance as deleted (terraform-provider-aws
+// internal/service/ec2 findInstanceByID: state terminated -> NotFound,
+// "removing from state"), so the next `pulumi up --refresh` creates a new
+// instance, re-associates the address and, because the instance id is in
+// the install steps' triggers, installs MicroK8s and the platform again on
+// an empty disk.
+func SpotOptions() *ec2.InstanceInstanceMarketOptionsSpotOptionsArgs {
+	return &ec2.InstanceInstanceMarketOptionsSpotOptionsArgs{
+		SpotInstanceType:             pulumi.String("one-time"),
+		InstanceInterruptionBehavior: pulumi.String("terminate"),
+	}
 }
 
 // AWS is the instance, its key pair and Elastic IP.
@@ -116,14 +156,9 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		VolumeTags: o.AWS("vm-root"),
 	}
 	if args.Spot {
-		// Persistent spot with stop-on-interruption keeps the disk (and the
-		// cluster on it) when AWS takes the capacity back.
 		instArgs.InstanceMarketOptions = &ec2.InstanceInstanceMarketOptionsArgs{
-			MarketType: pulumi.String("spot"),
-			SpotOptions: &ec2.InstanceInstanceMarketOptionsSpotOptionsArgs{
-				SpotInstanceType:             pulumi.String("persistent"),
-				InstanceInterruptionBehavior: pulumi.String("stop"),
-			},
+			MarketType:  pulumi.String("spot"),
+			SpotOptions: SpotOptions(),
 		}
 	}
 	// A newer Ubuntu AMI must not replace a running cluster: the AMI is
@@ -136,7 +171,7 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		Domain:   pulumi.String("vpc"),
 		Instance: inst.ID(),
 		Tags:     o.AWS("eip"),
-	}, p)
+	}, p, pulumi.DependsOn(args.Internet))
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +183,8 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		User:       args.SSHUser,
 		Port:       args.SSHPort,
 		PrivateKey: pulumi.ToSecret(args.SSHPrivateKey).(pulumi.StringOutput),
-		Ready:      []pulumi.Resource{inst, eip},
+		Ready:      append([]pulumi.Resource{inst, eip}, args.Internet...),
+		MachineID:  inst.ID().ToStringOutput(),
 	}
 	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{
 		"instanceId": inst.ID(), "publicIp": eip.PublicIp, "privateIp": inst.PrivateIp,

@@ -16,6 +16,75 @@ var GCPImages = map[string]string{
 	"24.04": "ubuntu-os-cloud/ubuntu-2404-lts-amd64",
 }
 
+// gcpZoneLetters are each Compute Engine region's zones (the letter after
+// "<region>-"), from the table "Available regions and zones" of
+// cloud.google.com/compute/docs/regions-zones. A zone is not always
+// "<region>-a": europe-west1 has b, c, d and us-east1 b, c, d.
+var gcpZoneLetters = map[string]string{
+	"africa-south1":           "abc",
+	"asia-east1":              "abc",
+	"asia-east2":              "abc",
+	"asia-northeast1":         "abc",
+	"asia-northeast2":         "abc",
+	"asia-northeast3":         "abc",
+	"asia-south1":             "abc",
+	"asia-south2":             "abc",
+	"asia-southeast1":         "abc",
+	"asia-southeast2":         "abc",
+	"australia-southeast1":    "abc",
+	"australia-southeast2":    "abc",
+	"europe-central2":         "abc",
+	"europe-north1":           "abc",
+	"europe-north2":           "abc",
+	"europe-southwest1":       "abc",
+	"europe-west1":            "bcd",
+	"europe-west2":            "abc",
+	"europe-west3":            "abc",
+	"europe-west4":            "abc",
+	"europe-west6":            "abc",
+	"europe-west8":            "abc",
+	"europe-west9":            "abc",
+	"europe-west10":           "abc",
+	"europe-west12":           "abc",
+	"me-central1":             "abc",
+	"me-central2":             "abc",
+	"me-west1":                "abc",
+	"northamerica-northeast1": "abc",
+	"northamerica-northeast2": "abc",
+	"northamerica-south1":     "abc",
+	"southamerica-east1":      "abc",
+	"southamerica-west1":      "abc",
+	"us-central1":             "abcf",
+	"us-east1":                "bcd",
+	"us-east4":                "abc",
+	"us-east5":                "abc",
+	"us-south1":               "abc",
+	"us-west1":                "abc",
+	"us-west2":                "abc",
+	"us-west3":                "abc",
+	"us-west4":                "abc",
+}
+
+// GCPZones lists region's zones; ok is false for a region not in the table.
+func GCPZones(region string) (zones []string, ok bool) {
+	letters, ok := gcpZoneLetters[region]
+	for _, l := range letters {
+		zones = append(zones, region+"-"+string(l))
+	}
+	return zones, ok
+}
+
+// DefaultGCPZone is the zone used when gcp:zone is not set: the region's
+// first zone in the table. ok is false for a region not in it, and then
+// gcp:zone is required.
+func DefaultGCPZone(region string) (zone string, ok bool) {
+	zones, ok := GCPZones(region)
+	if !ok || len(zones) == 0 {
+		return "", false
+	}
+	return zones[0], true
+}
+
 // GCPArgs configure the GCE instance.
 type GCPArgs struct {
 	Owner         tags.Owner
@@ -125,6 +194,9 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 		Port:       args.SSHPort,
 		PrivateKey: pulumi.ToSecret(args.SSHPrivateKey).(pulumi.StringOutput),
 		Ready:      []pulumi.Resource{inst, addr},
+		// instanceId is the server-assigned number; the resource id
+		// (projects/.../instances/<name>) stays the same for a new VM.
+		MachineID: inst.InstanceId,
 	}
 	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{"instanceId": inst.ID(), "publicIp": addr.Address, "privateIp": private})
 }

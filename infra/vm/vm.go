@@ -16,6 +16,10 @@ type Host struct {
 	// Ready lists what must exist before anything connects (the instance
 	// and its address association).
 	Ready []pulumi.Resource
+	// MachineID is the cloud's id of the machine; empty for an existing
+	// host. A new machine behind the same address (a reclaimed spot VM
+	// re-created) has a new id, and the install steps run again.
+	MachineID pulumi.StringOutput
 }
 
 // Existing describes a host that is already there (target ssh).

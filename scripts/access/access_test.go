@@ -122,6 +122,36 @@ func TestAWSOpenAddsExactlyTheRunnerAndCloseRemovesIt(t *testing.T) {
 	}
 }
 
+// One port already open to the runner (a step that opened 22 only, or a
+// rule someone added by hand) must not make open skip the other. EC2
+// answers an AuthorizeSecurityGroupIngress request holding a rule that
+// exists with InvalidPermission.Duplicate ("the specified rule ... already
+// exists", EC2 API error codes); moto 5.2.1 (ec2/models/security_groups.py,
+// authorize_security_group_ingress) raises it at the first existing rule,
+// before adding the rules after it. So each port is its own call.
+func TestAWSOpenOpensEachPortOnItsOwn(t *testing.T) {
+	moto.Start(t)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ec2.NewFromConfig(cfg)
+	sg := awsGroup(t, client, "dev")
+	before := ingress(t, client, sg)
+	if _, err := client.AuthorizeSecurityGroupIngress(context.Background(), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: permissions(runner)[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run2(t, "open", "--stack", "dev", "--cidr", runner); code != 0 {
+		t.Fatalf("open: exit %d\n%s", code, out)
+	} else if !strings.Contains(out, "22 already open") || !strings.Contains(out, "opened 16443") {
+		t.Errorf("open reports:\n%s", out)
+	}
+	want := slices.Sorted(slices.Values(append(slices.Clone(before), "tcp 22 "+runner, "tcp 16443 "+runner)))
+	if got := ingress(t, client, sg); !slices.Equal(got, want) {
+		t.Fatalf("with 22 open already, open left rules %v, want %v", got, want)
+	}
+}
+
 func TestOnlySingleAddressesAreOpened(t *testing.T) {
 	for _, cidr := range []string{"0.0.0.0/0", "203.0.113.0/24", "::/0", "203.0.113.7/31", "nonsense", "203.0.113.7/24"} {
 		if code, out := run2(t, "open", "--stack", "dev", "--cidr", cidr); code != 2 {

@@ -15,8 +15,9 @@
 // automation network tag, through gcloud.
 //
 // Without --cidr the caller's public address is looked up (checkip.amazonaws.com).
-// Opening twice and closing twice are both harmless, so a workflow can run
-// close under `if: always()`. Exit 3 means the stack has no security group
+// Each port is opened and closed on its own, so one port that is open
+// already does not stop the other from opening. Opening twice and closing
+// twice are both harmless, so a workflow can run close under `if: always()`. Exit 3 means the stack has no security group
 // yet (first deploy: create the network, then open); --missing-ok turns
 // that into success for jobs that only read.
 package main
@@ -206,15 +207,22 @@ func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Wr
 		}
 	}
 	if action == "open" {
-		_, err = client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: permissions(host)})
-		if apiCode(err) == "InvalidPermission.Duplicate" {
-			fmt.Fprintf(stdout, "%s: %v already open to %s\n", sg, ports, host)
-			return nil
+		// Port by port: EC2 rejects a whole AuthorizeSecurityGroupIngress
+		// call with InvalidPermission.Duplicate when any one rule in it
+		// exists already, so with both ports in one call an open 22 would
+		// leave 16443 closed while looking like success.
+		for _, perm := range permissions(host) {
+			_, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: []types.IpPermission{perm}})
+			switch apiCode(err) {
+			case "":
+				fmt.Fprintf(stdout, "%s: opened %d to %s\n", sg, *perm.FromPort, host)
+			case "InvalidPermission.Duplicate":
+				fmt.Fprintf(stdout, "%s: %d already open to %s\n", sg, *perm.FromPort, host)
+			default:
+				return err
+			}
 		}
-		if err == nil {
-			fmt.Fprintf(stdout, "%s: opened %v to %s\n", sg, ports, host)
-		}
-		return err
+		return nil
 	}
 	// Revoke port by port, so a half-open state closes fully.
 	for _, perm := range permissions(host) {

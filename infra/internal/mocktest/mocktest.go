@@ -55,6 +55,26 @@ type Call struct {
 	Args  resource.PropertyMap
 }
 
+// Zone is one zone the mocked EC2 knows, as DescribeAvailabilityZones
+// describes it.
+type Zone struct {
+	Name, ID    string
+	OptInStatus string // opt-in-not-required (Availability Zones), opted-in or not-opted-in (Local Zones)
+}
+
+// DefaultZones are us-east-1's zones as an account that opted in to the
+// Boston Local Zone sees them: without an opt-in-status filter, the API
+// returns the Local Zone too (pulumi-aws v6.83.4 getAvailabilityZones.go:
+// "When Local Zones are enabled in a region, by default the API and this
+// data source include both Local Zones and Availability Zones"), and its
+// name sorts first.
+var DefaultZones = []Zone{
+	{"us-east-1-bos-1a", "use1-bos1-az1", "opted-in"},
+	{"us-east-1a", "use1-az1", "opt-in-not-required"},
+	{"us-east-1b", "use1-az2", "opt-in-not-required"},
+	{"us-east-1c", "use1-az4", "opt-in-not-required"},
+}
+
 // Mocks records resources and answers like the providers.
 type Mocks struct {
 	Project   string
@@ -62,6 +82,11 @@ type Mocks struct {
 	mu        sync.Mutex
 	Resources []Resource
 	Calls     []Call
+	// Zones answer getAvailabilityZones (default DefaultZones).
+	Zones []Zone
+	// Offered answers getInstanceTypeOfferings: instance type -> zone
+	// names offering it; a type not in the map is offered in every zone.
+	Offered map[string][]string
 }
 
 // NewResource answers a resource registration.
@@ -197,8 +222,37 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	m.mu.Unlock()
 	switch args.Token {
 	case "aws:index/getAvailabilityZones:getAvailabilityZones":
+		// Filters apply as EC2 applies them: a zone passes when, for every
+		// filter, its field is one of the values.
+		var names, ids []any
+		for _, z := range m.zones() {
+			if matches(args.Args, map[string]string{"opt-in-status": z.OptInStatus, "zone-name": z.Name, "zone-id": z.ID}) {
+				names, ids = append(names, z.Name), append(ids, z.ID)
+			}
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"id": "us-east-1", "names": names, "zoneIds": ids}), nil
+	case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+		// locationType defaults to "region": the locations are then the
+		// region, not zones (pulumi-aws v6.83.4 ec2/getInstanceTypeOfferings.go).
+		var types, locs, locTypes []any
+		byZone := str(args.Args, "locationType") == "availability-zone"
+		for _, it := range filterValues(args.Args, "instance-type") {
+			zones, listed := m.Offered[it]
+			if !listed {
+				for _, z := range m.zones() {
+					zones = append(zones, z.Name)
+				}
+			}
+			if !byZone {
+				zones = []string{"us-east-1"}
+			}
+			for _, z := range zones {
+				types, locs = append(types, it), append(locs, z)
+				locTypes = append(locTypes, map[bool]string{true: "availability-zone", false: "region"}[byZone])
+			}
+		}
 		return resource.NewPropertyMapFromMap(map[string]any{
-			"id": "us-east-1", "names": []any{"us-east-1a", "us-east-1b", "us-east-1c"}, "zoneIds": []any{"use1-az1", "use1-az2", "use1-az4"},
+			"id": "us-east-1", "instanceTypes": types, "locations": locs, "locationTypes": locTypes,
 		}), nil
 	case "aws:index/getCallerIdentity:getCallerIdentity":
 		return resource.NewPropertyMapFromMap(map[string]any{
@@ -213,6 +267,54 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}), nil
 	}
 	return args.Args, nil
+}
+
+func (m *Mocks) zones() []Zone {
+	if m.Zones != nil {
+		return m.Zones
+	}
+	return DefaultZones
+}
+
+func str(pm resource.PropertyMap, key resource.PropertyKey) string {
+	if v, ok := pm[key]; ok && v.IsString() {
+		return v.StringValue()
+	}
+	return ""
+}
+
+// filterValues are the values of the invoke's filter called name.
+func filterValues(args resource.PropertyMap, name string) []string {
+	var out []string
+	if f, ok := args["filters"]; ok && f.IsArray() {
+		for _, e := range f.ArrayValue() {
+			if e.IsObject() && str(e.ObjectValue(), "name") == name {
+				for _, v := range e.ObjectValue()["values"].ArrayValue() {
+					out = append(out, v.StringValue())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// matches applies an invoke's filters (and its "state" argument, always
+// "available" here) to an object's fields; a filter on a field the mock
+// does not model fails the match, so a new filter is noticed.
+func matches(args resource.PropertyMap, fields map[string]string) bool {
+	if s := str(args, "state"); s != "" && s != "available" {
+		return false
+	}
+	if f, ok := args["filters"]; ok && f.IsArray() {
+		for _, e := range f.ArrayValue() {
+			name := str(e.ObjectValue(), "name")
+			have, known := fields[name]
+			if !known || !slices.Contains(filterValues(resource.PropertyMap{"filters": resource.NewArrayProperty([]resource.PropertyValue{e})}, name), have) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ByType returns the recorded resources of a type token.
@@ -312,21 +414,25 @@ func (c Config) Secret(kv map[string]string) Config {
 	return out
 }
 
-// Run runs program under mocks with c as the stack configuration.
-func Run(t *testing.T, stack string, c Config, program pulumi.RunFunc) (*Mocks, error) {
+// Run runs program under mocks with c as the stack configuration; opts
+// change the mocked clouds' answers (Zones, Offered) before the run.
+func Run(t *testing.T, stack string, c Config, program pulumi.RunFunc, opts ...func(*Mocks)) (*Mocks, error) {
 	t.Helper()
-	return RunProject(t, Project, stack, c, program)
+	return RunProject(t, Project, stack, c, program, opts...)
 }
 
 // RunProject is Run for another project (the backend bootstrap); c's keys
 // carry that project's namespace.
-func RunProject(t *testing.T, project, stack string, c Config, program pulumi.RunFunc) (*Mocks, error) {
+func RunProject(t *testing.T, project, stack string, c Config, program pulumi.RunFunc, opts ...func(*Mocks)) (*Mocks, error) {
 	t.Helper()
 	cfg, _ := json.Marshal(c.Values)
 	secrets, _ := json.Marshal(c.Secrets)
 	t.Setenv(pulumi.EnvConfig, string(cfg))
 	t.Setenv(pulumi.EnvConfigSecretKeys, string(secrets))
 	m := &Mocks{Project: project, Stack: stack}
+	for _, o := range opts {
+		o(m)
+	}
 	err := pulumi.RunErr(program, pulumi.WithMocks(project, stack, m))
 	return m, err
 }
