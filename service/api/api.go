@@ -79,6 +79,14 @@ func (a *API) createComment(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnsupportedMediaType, Status{Status: "UNSUPPORTED-MEDIA-TYPE", Message: "Content-Type must be application/json, got " + ct})
 		return
 	}
+	if r.ContentLength > MaxBodyBytes {
+		// Answer from the header at once instead of waiting for a body
+		// that may never come, and do not keep the connection: the rest
+		// of that body would be read as the next request.
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusRequestEntityTooLarge, Status{Status: "TOO-LARGE", Message: "body is over the limit of " + strconv.Itoa(MaxBodyBytes) + " bytes (Content-Length " + strconv.FormatInt(r.ContentLength, 10) + ")"})
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -141,8 +149,9 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // storeFailed answers a failed store call. A client that went away is not a
-// server error; anything else is a 503 (the store is a dependency that may
-// come back), logged with the request id and counted.
+// server error; anything else, a store past its deadline included, is a 503
+// with Retry-After (the store is a dependency that may come back), logged
+// with the request id and counted.
 func (a *API) storeFailed(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		writeJSON(w, 499, Status{Status: "CANCELLED", Message: "client closed the request"})
@@ -150,6 +159,12 @@ func (a *API) storeFailed(w http.ResponseWriter, r *http.Request, op string, err
 	}
 	a.metrics.StoreError(op)
 	a.log.ErrorContext(r.Context(), "store "+op+" failed", "error", err)
+	w.Header().Set("Retry-After", "1")
+	var timeout *store.TimeoutError
+	if errors.As(err, &timeout) {
+		writeJSON(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "the comment store did not answer within " + timeout.Limit.String() + ", try again"})
+		return
+	}
 	writeJSON(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "the comment store is unavailable, try again"})
 }
 

@@ -50,6 +50,11 @@ func badField(field, format string, args ...any) *InputError {
 // ignored, as the Flask app did; content_id may be a JSON string or number and
 // is kept as the string it was written as (1 -> "1").
 func DecodeNewComment(body []byte) (NewComment, error) {
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD: refuse
+	// it instead, so what is stored is what the client sent.
+	if !utf8.Valid(body) {
+		return NewComment{}, &InputError{Status: 400, Message: "body is not valid UTF-8"}
+	}
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -114,6 +119,9 @@ func stringField(raw map[string]json.RawMessage, name string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", badField(name, "must not be empty")
 	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "", badField(name, "must not contain the NUL character (\\u0000), which the comment store cannot keep")
+	}
 	return s, nil
 }
 
@@ -173,7 +181,9 @@ func ValidateEmail(email string) error {
 }
 
 // ValidateContentID checks an id from a body or a URL path. It must fit in
-// one path segment, so every id that can be written can also be listed.
+// one path segment that survives URL normalisation (not "." or "..", no
+// "/"), so every id that can be written can also be listed; control
+// characters (NUL among them, which PostgreSQL cannot store) are refused.
 func ValidateContentID(id string) error {
 	if strings.TrimSpace(id) == "" {
 		return badField("content_id", "must not be empty")
@@ -183,6 +193,12 @@ func ValidateContentID(id string) error {
 	}
 	if !utf8.ValidString(id) {
 		return badField("content_id", "is not valid UTF-8")
+	}
+	if id == "." || id == ".." {
+		// The list URL would be /api/comment/list/. or /.., which every
+		// HTTP stack normalises away (RFC 3986 section 5.2.4): such an id
+		// could be written but never listed.
+		return badField("content_id", "must not be %q (it cannot appear as a URL path segment)", id)
 	}
 	if strings.Contains(id, contentIDPathSep) {
 		return badField("content_id", "must not contain %q", contentIDPathSep)

@@ -38,7 +38,7 @@ func (h LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h LogHandler) WithGroup(name string) slog.Handler { return LogHandler{h.Handler.WithGroup(name)} }
 
 // instrument adds, around every request: a request id (the caller's, when it
-// is sane, else a new one), panic recovery, the in-flight gauge, the request
+// is sane, else a new one), Connection: close once draining, panic recovery, the in-flight gauge, the request
 // counter and latency histogram labelled by route pattern, and an access log.
 func (a *API) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,6 +48,12 @@ func (a *API) instrument(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(RequestIDHeader, id)
+		if a.draining.Load() {
+			// Shutting down: tell the client (Kong) not to reuse this
+			// connection, so none is left idle for the listener's close
+			// to cut while a request is on its way (see server.Serve).
+			w.Header().Set("Connection", "close")
+		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, id))
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 
@@ -68,6 +74,9 @@ func (a *API) instrument(next http.Handler) http.Handler {
 			level := slog.LevelInfo
 			if route == "GET /healthz" || route == "GET /readyz" || route == "GET /metrics" {
 				level = slog.LevelDebug // probes and scrapes would drown the log
+			}
+			if !a.log.Enabled(r.Context(), level) {
+				return // spare building the record (the benchmark's profile)
 			}
 			a.log.Log(r.Context(), level, "request",
 				"method", r.Method, "path", r.URL.Path, "route", route,
