@@ -131,6 +131,10 @@ destroy: ## pulumi destroy of STACK; under the deploy lock when LOCK_TABLE is se
 refresh: ## pulumi refresh of STACK; under the deploy lock when LOCK_TABLE is set
 	$(LOCKED) $(PULUMI) refresh --stack $(STACK) $(YES)
 
+.PHONY: stackcheck
+stackcheck: ## Name what STACK's stack file still lacks (secrets provider, encrypted key, required keys); no cloud call
+	$(GO) run ./scripts/stackcheck --stack $(STACK)
+
 # The network's URNs: a first deploy from CI creates these alone, so the
 # runner can open SSH and the API for itself before the VM is set up.
 NETWORK_URN = urn:pulumi:$(STACK)::$(PROJECT)::$(PROJECT):network:AWS

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -25,6 +26,7 @@ type workflow struct {
 }
 
 type job struct {
+	Timeout     int               `yaml:"timeout-minutes"`
 	Env         map[string]string `yaml:"env"`
 	Environment string            `yaml:"environment"`
 	Perm        map[string]string `yaml:"permissions"`
@@ -35,7 +37,9 @@ type job struct {
 }
 
 type step struct {
+	ID   string            `yaml:"id"`
 	Name string            `yaml:"name"`
+	Env  map[string]string `yaml:"env"`
 	If   string            `yaml:"if"`
 	Uses string            `yaml:"uses"`
 	Run  string            `yaml:"run"`
@@ -152,6 +156,7 @@ func TestDeployIsManualPerStackAndLocked(t *testing.T) {
 	}
 	var in struct {
 		Inputs map[string]struct {
+			Type    string   `yaml:"type"`
 			Options []string `yaml:"options"`
 		} `yaml:"inputs"`
 	}
@@ -162,6 +167,9 @@ func TestDeployIsManualPerStackAndLocked(t *testing.T) {
 	}
 	if got := in.Inputs["action"].Options; !slices.Equal(got, []string{"preview", "up", "destroy", "refresh"}) {
 		t.Errorf("action input options %v", got)
+	}
+	if in.Inputs["confirm"].Type != "string" {
+		t.Errorf("no free-text confirm input for destroy: %+v", in.Inputs["confirm"])
 	}
 	if g, _ := w.Conc["group"].(string); !strings.Contains(g, "inputs.stack") {
 		t.Errorf("concurrency group %q is not per stack", g)
@@ -222,9 +230,6 @@ func TestPreviewOnPullRequests(t *testing.T) {
 		}
 	}
 	j := w.Jobs["preview"]
-	if got := j.Strategy.Matrix["stack"]; !slices.Equal(got, []string{"dev", "prod"}) {
-		t.Errorf("matrix %v", got)
-	}
 	fork := "github.event.pull_request.head.repo.full_name"
 	var notice, previews bool
 	for _, s := range j.Steps {
@@ -244,16 +249,273 @@ func TestPreviewOnPullRequests(t *testing.T) {
 	}
 }
 
-func TestDriftExpectsNoChanges(t *testing.T) {
-	w := load(t, "drift.yml")
-	if _, ok := w.On["schedule"]; !ok {
-		t.Error("drift is not scheduled")
+// A pull request's token subject is repo:<r>:pull_request whatever its
+// branch (GitHub docs, "OpenID Connect reference", example subject claims),
+// so the role it assumes is open to anyone who can push a branch: it
+// reaches dev only (infra/backend PreviewStacks). prod is previewed by the
+// deploy workflow, behind the prod environment.
+func TestPullRequestsPreviewDevOnly(t *testing.T) {
+	w := load(t, "preview.yml")
+	j := w.Jobs["preview"]
+	if len(j.Strategy.Matrix) != 0 || j.Env["STACK"] != "dev" {
+		t.Errorf("preview job: matrix %v, STACK %q; want dev alone", j.Strategy.Matrix, j.Env["STACK"])
 	}
-	if !strings.Contains(w.raw, "--expect-no-changes") || !strings.Contains(w.raw, "GITHUB_STEP_SUMMARY") || !strings.Contains(w.raw, "STACK: prod") {
-		t.Error("drift must preview prod with --expect-no-changes and report the diff in the summary")
+	if slices.Contains(j.Strategy.Matrix["stack"], "prod") || strings.Contains(w.raw, "Pulumi.prod.yaml") || strings.Contains(w.raw, "stack-name: prod") {
+		t.Error("preview.yml previews prod: pull requests must not reach prod")
+	}
+	var assumes bool
+	for _, s := range j.Steps {
+		if strings.HasPrefix(s.Uses, "pulumi/actions@") && s.With["stack-name"] != "dev" {
+			t.Errorf("pulumi/actions previews %q", s.With["stack-name"])
+		}
+		if strings.HasPrefix(s.Uses, "aws-actions/configure-aws-credentials@") {
+			assumes = true
+			if s.With["role-to-assume"] != "${{ vars.PREVIEW_ROLE_ARN }}" {
+				t.Errorf("preview assumes %q", s.With["role-to-assume"])
+			}
+		}
+	}
+	if !assumes {
+		t.Error("preview assumes no role")
+	}
+	if !regexp.MustCompile(`PreviewStacks:\s+\[\]string\{"dev"\}`).MatchString(readFile(t, "infra/backend/config.go")) {
+		t.Error("infra/backend's default PreviewStacks is not [dev]")
 	}
 }
 
+// The deploy role's ARN is read from the job's environment: one role per
+// stack, trusted only by repo:<r>:environment:<stack> (infra/backend
+// Roles). An environment variable of the same name overrides a repository
+// one (GitHub docs, "Store information in variables": "environment-level
+// variables take precedence"), so each environment sets its own
+// DEPLOY_ROLE_ARN; the README says to set none at repository level.
+func TestDeployRoleComesFromTheStacksEnvironment(t *testing.T) {
+	for _, name := range all {
+		w := load(t, name)
+		for jn, j := range w.Jobs {
+			for _, s := range j.Steps {
+				if !strings.HasPrefix(s.Uses, "aws-actions/configure-aws-credentials@") {
+					continue
+				}
+				role := s.With["role-to-assume"]
+				if strings.Contains(role, "DEPLOY_ROLE_ARN") != (j.Environment != "") {
+					t.Errorf("%s/%s: role %s with environment %q: the deploy role is used exactly in jobs bound to a stack's environment", name, jn, role, j.Environment)
+				}
+			}
+		}
+	}
+	j := load(t, "deploy.yml").Jobs["deploy"]
+	if j.Environment != "${{ inputs.stack }}" || j.Env["STACK"] != "${{ inputs.stack }}" {
+		t.Errorf("deploy job environment %q STACK %q: the environment must be the stack deployed", j.Environment, j.Env["STACK"])
+	}
+}
+
+// destroy runs only when the stack's name is typed again, and that check
+// comes before anything else in the job.
+func TestDestroyAsksForTheStackNameFirst(t *testing.T) {
+	j := load(t, "deploy.yml").Jobs["deploy"]
+	first := j.Steps[0]
+	if !strings.Contains(first.If, "inputs.action == 'destroy'") || !strings.Contains(first.Run, `[ "$CONFIRM" != "$STACK" ]`) || !strings.Contains(first.Run, "exit 1") {
+		t.Errorf("first step %q (if %q) does not stop an unconfirmed destroy:\n%s", first.Name, first.If, first.Run)
+	}
+	if j.Env["CONFIRM"] != "${{ inputs.confirm }}" {
+		t.Errorf("CONFIRM = %q", j.Env["CONFIRM"])
+	}
+}
+
+// Every job that runs pulumi checks its stack file before any cloud call.
+func TestStackFileIsCheckedBeforeAnyCloudCall(t *testing.T) {
+	for _, name := range all {
+		w := load(t, name)
+		for jn, j := range w.Jobs {
+			check, cloud := -1, -1
+			for i, s := range j.Steps {
+				if strings.Contains(s.Run, "make stackcheck") && check < 0 {
+					check = i
+				}
+				if strings.HasPrefix(s.Uses, "aws-actions/configure-aws-credentials@") && cloud < 0 {
+					cloud = i
+				}
+			}
+			if cloud >= 0 && (check < 0 || check > cloud) {
+				t.Errorf("%s/%s: assumes a cloud role before make stackcheck", name, jn)
+			}
+		}
+	}
+	if !regexp.MustCompile(`(?m)^stackcheck:.*\n\t\$\(GO\) run \./scripts/stackcheck --stack \$\(STACK\)`).MatchString(readFile(t, "Makefile")) {
+		t.Error("make stackcheck does not run scripts/stackcheck for $(STACK)")
+	}
+}
+
+// A job must end before the credentials it assumed do: configure-aws-
+// credentials asks for role-duration-seconds (its action.yml: "Default is
+// one hour"), which may not exceed the role's MaxSessionDuration (IAM
+// AssumeRoleWithWebIdentity DurationSeconds), and the job's timeout-minutes
+// bounds everything after it.
+func TestJobsEndWithinTheRoleSession(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^const MaxSessionSeconds = (\d+)$`).FindStringSubmatch(readFile(t, "infra/backend/backend.go"))
+	if m == nil {
+		t.Fatal("infra/backend has no MaxSessionSeconds")
+	}
+	maxSession, _ := strconv.Atoi(m[1])
+	n := 0
+	for _, name := range all {
+		w := load(t, name)
+		for jn, j := range w.Jobs {
+			for _, s := range j.Steps {
+				if !strings.HasPrefix(s.Uses, "aws-actions/configure-aws-credentials@") {
+					continue
+				}
+				n++
+				d, err := strconv.Atoi(s.With["role-duration-seconds"])
+				if err != nil {
+					t.Errorf("%s/%s: role-duration-seconds %q not set", name, jn, s.With["role-duration-seconds"])
+					continue
+				}
+				if d > maxSession {
+					t.Errorf("%s/%s: role-duration-seconds %d exceeds the role's %d", name, jn, d, maxSession)
+				}
+				if j.Timeout == 0 || j.Timeout*60 > d {
+					t.Errorf("%s/%s: timeout-minutes %d outlives a %d s session", name, jn, j.Timeout, d)
+				}
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d jobs assume a role, want deploy, preview and drift", n)
+	}
+}
+
+// The drift check runs in a concurrency group of its own: sharing
+// deploy-prod would make it the pending run of that group, and GitHub
+// cancels an already pending run when a newer one queues (docs,
+// "Control the concurrency of workflows and jobs"), so a queued prod deploy
+// could be cancelled by a drift run, or a drift run by a deploy.
+func TestDriftNeverCompetesWithDeploys(t *testing.T) {
+	drift, deploy := load(t, "drift.yml"), load(t, "deploy.yml")
+	dg, _ := drift.Conc["group"].(string)
+	pg, _ := deploy.Conc["group"].(string)
+	if dg == "" || strings.HasPrefix(dg, strings.TrimSuffix(pg, "${{ inputs.stack }}")) {
+		t.Errorf("drift concurrency group %q overlaps the deploy groups %q", dg, pg)
+	}
+	if c, ok := drift.Conc["cancel-in-progress"].(bool); !ok || c {
+		t.Errorf("drift cancel-in-progress %v", drift.Conc["cancel-in-progress"])
+	}
+}
+
+// While a deploy holds the lock (scripts/stacklock status prints
+// "<key>: LOCKED"), drift skips pulumi: a half-applied deploy is not drift.
+func TestDriftSkipsWhileTheDeployLockIsHeld(t *testing.T) {
+	j := load(t, "drift.yml").Jobs["drift"]
+	lock := -1
+	for i, s := range j.Steps {
+		if strings.Contains(s.Run, "scripts/stacklock status") {
+			lock = i
+			if s.ID != "lock" || !strings.Contains(s.Run, ": LOCKED") || !strings.Contains(s.Run, "held=true") {
+				t.Errorf("lock step %q does not set held from the status", s.Name)
+			}
+		}
+		if runsPulumi(s) || strings.Contains(s.Run, "scripts/access open") {
+			if lock < 0 || lock > i {
+				t.Errorf("step %q runs before the lock is checked", s.Name)
+			}
+			if s.If != "steps.lock.outputs.held == 'false'" {
+				t.Errorf("step %q runs while the lock is held (if: %q)", s.Name, s.If)
+			}
+		}
+	}
+	if lock < 0 {
+		t.Fatal("drift never reads the deploy lock")
+	}
+	if j.Env["LOCK_TABLE"] == "" {
+		t.Error("drift has no LOCK_TABLE")
+	}
+	// What status prints when the lock is held.
+	if !strings.Contains(readFile(t, "scripts/stacklock/main.go"), `"%s: LOCKED, %s"`) {
+		t.Error("scripts/stacklock status no longer prints \"<key>: LOCKED\"")
+	}
+}
+
+// Drift opens or updates one issue; a failed preview is an error (the run
+// fails), never reported as drift.
+func TestDriftOpensOneIssueAndErrorsAreErrors(t *testing.T) {
+	w := load(t, "drift.yml")
+	if w.Perm["issues"] != "write" || w.Perm["id-token"] != "write" || w.Perm["contents"] != "read" || len(w.Perm) != 3 {
+		t.Errorf("drift permissions %v", w.Perm)
+	}
+	j := w.Jobs["drift"]
+	var preview, issue *step
+	for i := range j.Steps {
+		s := &j.Steps[i]
+		if s.ID == "preview" {
+			preview = s
+		}
+		if strings.Contains(s.Run, "gh issue create") {
+			issue = s
+		}
+	}
+	if preview == nil || issue == nil {
+		t.Fatal("drift has no preview step with id preview, or no issue step")
+	}
+	// The failure branch: pulumi fails -> result=error and exit 1, before
+	// anything counts changes.
+	fail := regexp.MustCompile(`(?s)if ! pulumi preview [^\n]*--refresh --json[^\n]*; then\n(.*?)\n\s*fi\n`).FindStringSubmatch(preview.Run)
+	if fail == nil || !strings.Contains(fail[1], "result=error") || !strings.Contains(fail[1], "exit 1") || strings.Contains(fail[1], "drift\"") {
+		t.Errorf("a failed preview is not reported as an error:\n%s", preview.Run)
+	}
+	// Changes are counted as --expect-no-changes counts them (pulumi/pulumi
+	// pkg/engine/update.go HasChanges ignores same, read, discard and
+	// read-replacement).
+	if !strings.Contains(preview.Run, `IN("same","read","discard","read-replacement") | not`) {
+		t.Error("drift does not count changes the way --expect-no-changes does")
+	}
+	if issue.If != "steps.preview.outputs.result == 'drift'" {
+		t.Errorf("issue step runs on %q", issue.If)
+	}
+	// One issue: an open one with the title gets a comment instead.
+	if !strings.Contains(issue.Run, "gh issue list --state open") || !strings.Contains(issue.Run, "gh issue comment") || issue.With != nil && issue.With["title"] != "" {
+		t.Errorf("the issue step does not reuse the open issue:\n%s", issue.Run)
+	}
+	if issue.Env == nil || issue.Env["GH_TOKEN"] == "" {
+		t.Error("gh needs GH_TOKEN")
+	}
+}
+
+// The runner's address is looked up once; open and close both use it, so
+// close removes exactly the rule open added even if the runner's egress
+// address changes in between (scripts/access: without --cidr each call
+// looks up the address again).
+func TestAccessClosesTheAddressItOpened(t *testing.T) {
+	for _, name := range all {
+		w := load(t, name)
+		for jn, j := range w.Jobs {
+			set := -1
+			for i, s := range j.Steps {
+				if strings.Contains(s.Run, `ACCESS_CIDR=`) && strings.Contains(s.Run, "GITHUB_ENV") {
+					set = i
+				}
+				for _, verb := range []string{"open", "close"} {
+					if !strings.Contains(s.Run, "scripts/access "+verb) {
+						continue
+					}
+					for _, line := range strings.Split(s.Run, "\n") {
+						if strings.Contains(line, "scripts/access "+verb) && !strings.Contains(line, `--cidr "$ACCESS_CIDR"`) {
+							t.Errorf("%s/%s: %q does not pass the address found once", name, jn, strings.TrimSpace(line))
+						}
+					}
+					if set < 0 || set > i {
+						t.Errorf("%s/%s: access %s before the address is set", name, jn, verb)
+					}
+					if verb == "close" && !strings.Contains(s.If, "env.ACCESS_CIDR != ''") {
+						t.Errorf("%s/%s: close runs without an address (if %q)", name, jn, s.If)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The service image workflow.
 func TestServiceImage(t *testing.T) {
 	w := load(t, "service.yml")
 	push, _ := w.On["push"].(map[string]any)
@@ -261,14 +523,17 @@ func TestServiceImage(t *testing.T) {
 	if push == nil || pr == nil || !slices.Contains(toStrings(push["paths"]), "service/**") || !slices.Contains(toStrings(push["branches"]), "main") {
 		t.Fatalf("service triggers %v", w.On)
 	}
-	var build *step
-	for _, s := range w.Jobs["image"].Steps {
+	var build, meta *step
+	for i, s := range w.Jobs["image"].Steps {
 		if strings.HasPrefix(s.Uses, "docker/build-push-action@") {
-			build = &s
+			build = &w.Jobs["image"].Steps[i]
+		}
+		if strings.HasPrefix(s.Uses, "docker/metadata-action@") {
+			meta = &w.Jobs["image"].Steps[i]
 		}
 	}
-	if build == nil {
-		t.Fatal("no docker/build-push-action step")
+	if build == nil || meta == nil {
+		t.Fatal("no docker/build-push-action or docker/metadata-action step")
 	}
 	if build.With["push"] != "${{ github.event_name == 'push' }}" {
 		t.Errorf("push: %q; pull requests must build without pushing", build.With["push"])
@@ -281,8 +546,121 @@ func TestServiceImage(t *testing.T) {
 	if build.With["sbom"] != "true" || !strings.Contains(build.With["provenance"], "mode=max") {
 		t.Errorf("provenance %q sbom %q", build.With["provenance"], build.With["sbom"])
 	}
-	if !strings.Contains(w.raw, "type=sha") || !strings.Contains(w.raw, "value=latest") {
-		t.Error("image tags must include the commit sha and latest")
+	if !strings.Contains(meta.With["tags"], "type=sha") {
+		t.Error("image tags must include the commit sha")
+	}
+}
+
+// No image is ever tagged latest: not by a tag rule, and not by the
+// metadata action's flavor, whose default latest=auto adds latest for
+// type=match, type=semver, type=pep440 and type=ref,event=tag
+// (docker/metadata-action v6.2.0 README, "Latest tag" and "flavor input").
+func TestServiceImageIsNeverTaggedLatest(t *testing.T) {
+	w := load(t, "service.yml")
+	n := 0
+	for _, s := range w.Jobs["image"].Steps {
+		if !strings.HasPrefix(s.Uses, "docker/metadata-action@") {
+			continue
+		}
+		n++
+		if strings.Contains(s.With["tags"], "latest") {
+			t.Errorf("tags %q name latest", s.With["tags"])
+		}
+		if !regexp.MustCompile(`(?m)^\s*latest=false\s*$`).MatchString(s.With["flavor"]) {
+			t.Errorf("flavor %q keeps the default latest=auto", s.With["flavor"])
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d metadata-action steps", n)
+	}
+}
+
+// The service workflow asks for what it uses: reading the repository and
+// pushing to GHCR. Its provenance and SBOM are BuildKit attestations pushed
+// with the image (build-push-action provenance/sbom inputs), which need
+// neither id-token nor attestations.
+func TestServicePermissionsAreWhatItUses(t *testing.T) {
+	w := load(t, "service.yml")
+	if len(w.Perm) != 2 || w.Perm["contents"] != "read" || w.Perm["packages"] != "write" {
+		t.Errorf("service permissions %v, want contents: read, packages: write", w.Perm)
+	}
+	for jn, j := range w.Jobs {
+		if len(j.Perm) != 0 {
+			t.Errorf("job %s widens permissions: %v", jn, j.Perm)
+		}
+		for _, s := range j.Steps {
+			if strings.Contains(s.Uses, "attest") {
+				t.Errorf("%s uses %s, which needs id-token and attestations", jn, s.Uses)
+			}
+		}
+	}
+}
+
+// actionRuntimes: each pinned action's release, read from its action.yml
+// at that commit (fetched from the action's GitHub repository:
+// git show <tag>:action.yml, runs.using). GitHub-hosted runners run node20
+// and node24 actions; node20 is being retired (GitHub changelog,
+// "Deprecation of Node 20 on GitHub Actions runners"), so every pin is a
+// node24 release of its action's current major.
+var actionRuntimes = map[string]struct{ version, using string }{
+	"actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1":                      {"v7.0.1", "node24"},
+	"actions/setup-go@b7ad1dad31e06c5925ef5d2fc7ad053ef454303e":                      {"v7.0.0", "node24"},
+	"aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c": {"v6.2.3", "node24"},
+	"pulumi/actions@8e5e406f4007fca908480587cb9893c07090f58d":                        {"v7.0.0", "node24"},
+	"docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8":              {"v4.2.0", "node24"},
+	"docker/setup-buildx-action@37fe631027851001ddb9b187196cc803df7f5f0e":            {"v4.3.0", "node24"},
+	"docker/login-action@4907a6ddec9925e35a0a9e82d7399ccc52663121":                   {"v4.1.0", "node24"},
+	"docker/metadata-action@dc802804100637a589fabce1cb79ff13a1411302":                {"v6.2.0", "node24"},
+	"docker/build-push-action@53b7df96c91f9c12dcc8a07bcb9ccacbed38856a":              {"v7.3.0", "node24"},
+}
+
+func TestActionsAreCurrentNode24Releases(t *testing.T) {
+	uses := regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*(\S+)\s*# (v\S+)\s*$`)
+	for _, name := range all {
+		for _, m := range uses.FindAllStringSubmatch(load(t, name).raw, -1) {
+			rt, ok := actionRuntimes[m[1]]
+			switch {
+			case !ok:
+				t.Errorf("%s: %s is not a pin whose action.yml was checked; read its runs.using and add it to actionRuntimes", name, m[1])
+			case rt.version != m[2]:
+				t.Errorf("%s: %s is %s, the comment says %s", name, m[1], rt.version, m[2])
+			case rt.using != "node24":
+				t.Errorf("%s: %s runs on %s", name, m[1], rt.using)
+			}
+		}
+	}
+}
+
+// Dependabot keeps the action pins and both Go modules current.
+func TestDependabotWatchesActionsAndGoModules(t *testing.T) {
+	var cfg struct {
+		Version int `yaml:"version"`
+		Updates []struct {
+			Ecosystem   string   `yaml:"package-ecosystem"`
+			Directory   string   `yaml:"directory"`
+			Directories []string `yaml:"directories"`
+		} `yaml:"updates"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, ".github/dependabot.yml")), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string][]string{}
+	for _, u := range cfg.Updates {
+		if u.Directory != "" {
+			dirs[u.Ecosystem] = append(dirs[u.Ecosystem], u.Directory)
+		}
+		dirs[u.Ecosystem] = append(dirs[u.Ecosystem], u.Directories...)
+	}
+	if cfg.Version != 2 || !slices.Contains(dirs["github-actions"], "/") {
+		t.Errorf("dependabot: version %d, github-actions %v", cfg.Version, dirs["github-actions"])
+	}
+	for _, mod := range []string{"/", "/service"} {
+		if _, err := os.Stat(filepath.Join(root(t), mod, "go.mod")); err != nil {
+			t.Fatalf("%s: %v", mod, err)
+		}
+		if !slices.Contains(dirs["gomod"], mod) {
+			t.Errorf("dependabot does not watch the Go module in %s", mod)
+		}
 	}
 }
 
