@@ -58,7 +58,9 @@ func loadThenShutdown(t *testing.T) shutdownRun {
 	cfg.ShutdownTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, store.NewMemory(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil))) }()
+	go func() {
+		served <- Serve(ctx, ln, store.NewMemory(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	}()
 
 	var run shutdownRun
 	var mu sync.Mutex
