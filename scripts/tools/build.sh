@@ -4,6 +4,7 @@
 #   pulumi-resource-kubernetes  the Kubernetes provider
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes)
 #   kwok                        fake nodes that run pods "Ready"
+#   etcd                        the API server's store (go.etcd.io/etcd/server/v3 3.6)
 # Each tool is rebuilt only when its wrapper module (scripts/tools/<name>) or
 # the Go version changes, so a second run is a no-op.
 #
@@ -59,7 +60,7 @@ provider_schema() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(pulumi kubernetes-provider kube kwok)
+[ ${#want[@]} -gt 0 ] || want=(pulumi kubernetes-provider kube kwok etcd)
 for t in "${want[@]}"; do
   case "$t" in
     pulumi)
@@ -77,6 +78,8 @@ for t in "${want[@]}"; do
         k8s.io/kubernetes/cmd/kubectl ;;
     kwok)
       build kwok kwok -- go build -trimpath -o "$bin/kwok" sigs.k8s.io/kwok/cmd/kwok ;;
-    *) log "unknown tool $t (want pulumi, kubernetes-provider, kube, kwok)"; exit 2 ;;
+    etcd)
+      build etcd etcd -- go build -trimpath -o "$bin/etcd" go.etcd.io/etcd/server/v3 ;;
+    *) log "unknown tool $t (want pulumi, kubernetes-provider, kube, kwok, etcd)"; exit 2 ;;
   esac
 done
