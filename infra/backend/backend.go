@@ -2,10 +2,14 @@
 // and how deploys are serialised: an S3 bucket for Pulumi's self-managed
 // backend (versioned, SSE-KMS with its own key, private, TLS only, old
 // versions expiring), a DynamoDB table for the deploy lock (scripts/stacklock),
-// a KMS key for the stacks' secrets provider, and GitHub OIDC roles for CI —
-// a read-only one for pull-request previews and a deploy one for the manual
-// workflow — whose policies reach only this project's state, table, keys and
-// tagged resources.
+// one KMS key per stack for its secrets provider, EC2 Spot's
+// service-linked role, and GitHub OIDC roles for CI: one deploy role per
+// stack, trusted only by jobs of that stack's GitHub environment, and two
+// read-only roles, for pull-request previews (dev) and the drift check on
+// main (prod). Each role reaches only its stacks' state files, lock items,
+// secrets key, budget and the EC2 resources tagged with its stack; the
+// tests derive what that must be from the resources the platform program
+// declares.
 //
 // It runs once per account from stacks/backend with local state (it cannot
 // keep its state in the bucket it creates).
@@ -33,6 +37,17 @@ const (
 // issuer, but the API still wants one).
 var gitHubThumbprints = []string{"6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"}
 
+// MaxSessionSeconds is how long a CI role's session may last; the
+// workflows ask for exactly this (role-duration-seconds) and end their jobs
+// before it runs out (timeout-minutes).
+const MaxSessionSeconds = 3600
+
+// SpotServiceName is the service principal of EC2 Spot's service-linked role.
+const SpotServiceName = "spot.amazonaws.com"
+
+// SecretsAlias is the KMS alias of a stack's secrets key.
+func SecretsAlias(project, stack string) string { return "alias/" + project + "-secrets-" + stack }
+
 // Args configure the backend.
 type Args struct {
 	Owner   tags.Owner
@@ -47,8 +62,14 @@ type Args struct {
 	NoncurrentDays int
 	// GitHubRepo ("owner/name") whose workflows may assume the roles.
 	GitHubRepo string
-	// Stacks get one GitHub environment each in deploy.yml.
+	// Stacks get one GitHub environment, deploy role and secrets key each.
 	Stacks []string
+	// PreviewStacks are previewed on pull requests (read-only role);
+	// DriftStacks are checked for drift from main (read-only role).
+	PreviewStacks, DriftStacks []string
+	// CreateSpotServiceLinkedRole creates AWSServiceRoleForEC2Spot (false
+	// when the account already has it).
+	CreateSpotServiceLinkedRole bool
 	// ExistingOIDCProviderARN reuses the account's GitHub OIDC provider
 	// (an account can have only one per issuer); empty creates it.
 	ExistingOIDCProviderARN string
@@ -57,11 +78,12 @@ type Args struct {
 // Backend is the bootstrapped state backend.
 type Backend struct {
 	pulumi.ResourceState
-	LoginURL        pulumi.StringOutput
-	SecretsProvider pulumi.StringOutput
-	LockTable       pulumi.StringOutput
-	PreviewRoleARN  pulumi.StringOutput
-	DeployRoleARN   pulumi.StringOutput
+	LoginURL pulumi.StringOutput
+	// SecretsProviders: stack -> the --secrets-provider of its stack init.
+	SecretsProviders pulumi.StringMap
+	LockTable        pulumi.StringOutput
+	// RoleARNs: role name (deploy-<stack>, preview, drift) -> ARN.
+	RoleARNs pulumi.StringMap
 }
 
 // New declares the backend.
@@ -82,20 +104,43 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			Tags:                 o.AWS(n + "-key"),
 		}, p, keep)
 	}
-	stateKey, err := key("state", "Encrypts the Pulumi state bucket of "+o.Project)
+	stateKey, err := key("state", "Encrypts the Pulumi state bucket and the lock table of "+o.Project)
 	if err != nil {
 		return nil, err
 	}
-	secretsKey, err := key("secrets", "Secrets provider of the "+o.Project+" stacks")
-	if err != nil {
-		return nil, err
+	// One secrets key per stack, so a role that may decrypt dev's secrets
+	// cannot read prod's. The alias is what Pulumi.<stack>.yaml's
+	// secretsprovider names: losing it breaks every pulumi command on the
+	// stack, so it is protected like the key.
+	secretsKeys := map[string]*kms.Key{}
+	secretsProviders := pulumi.StringMap{}
+	for _, st := range args.Stacks {
+		k, err := key("secrets-"+st, "Secrets provider of the "+o.Project+" stack "+st)
+		if err != nil {
+			return nil, err
+		}
+		alias, err := kms.NewAlias(ctx, name+"-secrets-"+st, &kms.AliasArgs{
+			Name:        pulumi.String(SecretsAlias(o.Project, st)),
+			TargetKeyId: k.KeyId,
+		}, p, keep)
+		if err != nil {
+			return nil, err
+		}
+		secretsKeys[st] = k
+		secretsProviders[st] = pulumi.Sprintf("awskms://%s?region=%s", alias.Name, args.Region)
 	}
-	secretsAlias, err := kms.NewAlias(ctx, name+"-secrets", &kms.AliasArgs{
-		Name:        pulumi.String("alias/" + o.Project + "-secrets"),
-		TargetKeyId: secretsKey.KeyId,
-	}, p)
-	if err != nil {
-		return nil, err
+	if args.CreateSpotServiceLinkedRole {
+		// EC2 needs AWSServiceRoleForEC2Spot before the first spot request
+		// made through the API; it creates the role itself only for the
+		// console (EC2 User Guide, "Service-linked role for Spot Instance
+		// requests"). Creating it here keeps iam:CreateServiceLinkedRole
+		// out of the deploy roles.
+		if _, err := iam.NewServiceLinkedRole(ctx, name+"-spot", &iam.ServiceLinkedRoleArgs{
+			AwsServiceName: pulumi.String(SpotServiceName),
+			Description:    pulumi.String("EC2 Spot requests of " + o.Project),
+		}, p); err != nil {
+			return nil, err
+		}
 	}
 
 	bucket, err := s3.NewBucketV2(ctx, name+"-state", &s3.BucketV2Args{
@@ -192,49 +237,48 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		providerARN = oidc.Arn
 	}
 
-	scope := pulumi.All(stateKey.Arn, secretsKey.Arn).ApplyT(func(arns []any) Scope {
+	keyARNs := pulumi.StringMap{}
+	for st, k := range secretsKeys {
+		keyARNs[st] = k.Arn
+	}
+	scope := pulumi.All(stateKey.Arn, keyARNs.ToStringMapOutput()).ApplyT(func(v []any) Scope {
 		return Scope{
 			Project: o.Project, Account: args.Account, Region: args.Region,
 			Bucket: args.Bucket, StatePrefix: args.StatePrefix, LockTable: args.LockTable,
-			StateKeyARN: arns[0].(string), SecretsKeyARN: arns[1].(string),
+			StateKeyARN: v[0].(string), SecretsKeyARNs: v[1].(map[string]string),
 		}
 	})
-	role := func(n, desc string, subjects []string, policy func(Scope) PolicyDocument) (pulumi.StringOutput, error) {
-		r, err := iam.NewRole(ctx, name+"-"+n, &iam.RoleArgs{
-			Name:        pulumi.String(o.Project + "-" + n),
-			Description: pulumi.String(desc),
+	b.RoleARNs = pulumi.StringMap{}
+	for _, spec := range Roles(args.Stacks, args.PreviewStacks, args.DriftStacks) {
+		r, err := iam.NewRole(ctx, name+"-"+spec.Name, &iam.RoleArgs{
+			Name:        pulumi.String(o.Project + "-" + spec.Name),
+			Description: pulumi.String(spec.Purpose),
 			AssumeRolePolicy: providerARN.ApplyT(func(arn string) string {
-				return TrustPolicy(arn, args.GitHubRepo, subjects).JSON()
+				return TrustPolicy(arn, args.GitHubRepo, spec.Subjects).JSON()
 			}).(pulumi.StringOutput),
-			MaxSessionDuration: pulumi.Int(3600),
-			Tags:               o.AWS(n + "-role"),
+			MaxSessionDuration: pulumi.Int(MaxSessionSeconds),
+			Tags:               o.AWS(spec.Name + "-role"),
 		}, p)
 		if err != nil {
-			return pulumi.StringOutput{}, err
+			return nil, err
 		}
-		if _, err := iam.NewRolePolicy(ctx, name+"-"+n, &iam.RolePolicyArgs{
+		if _, err := iam.NewRolePolicy(ctx, name+"-"+spec.Name, &iam.RolePolicyArgs{
 			Role: r.ID(),
 			Policy: scope.ApplyT(func(s any) string {
-				return policy(s.(Scope)).JSON()
+				return spec.Policy(s.(Scope)).JSON()
 			}).(pulumi.StringOutput),
 		}, p); err != nil {
-			return pulumi.StringOutput{}, err
+			return nil, err
 		}
-		return r.Arn, nil
+		b.RoleARNs[spec.Name] = r.Arn
 	}
-	if b.PreviewRoleARN, err = role("preview", "pulumi preview from pull requests and the drift check (read only)", PreviewSubjects, PreviewPolicy); err != nil {
-		return nil, err
-	}
-	if b.DeployRoleARN, err = role("deploy", "pulumi up/destroy from the manual deploy workflow", DeploySubjects(args.Stacks), DeployPolicy); err != nil {
-		return nil, err
-	}
+	b.SecretsProviders = secretsProviders
 
 	b.LoginURL = pulumi.Sprintf("s3://%s/%s?region=%s", bucket.Bucket, args.StatePrefix, args.Region)
-	b.SecretsProvider = pulumi.Sprintf("awskms://%s?region=%s", secretsAlias.Name, args.Region)
 	b.LockTable = table.Name
 	return b, ctx.RegisterResourceOutputs(b, pulumi.Map{
-		"loginUrl": b.LoginURL, "secretsProvider": b.SecretsProvider, "lockTable": b.LockTable,
-		"previewRoleArn": b.PreviewRoleARN, "deployRoleArn": b.DeployRoleARN,
+		"loginUrl": b.LoginURL, "secretsProviders": b.SecretsProviders, "lockTable": b.LockTable,
+		"roleArns": b.RoleARNs,
 	})
 }
 

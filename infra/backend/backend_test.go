@@ -91,7 +91,11 @@ func TestStatefulResourcesAreProtected(t *testing.T) {
 	for _, r := range []mt.Resource{
 		m.One(t, "aws:s3/bucketV2:BucketV2", "backend-state"),
 		m.One(t, "aws:kms/key:Key", "backend-state"),
-		m.One(t, "aws:kms/key:Key", "backend-secrets"),
+		m.One(t, "aws:kms/key:Key", "backend-secrets-dev"),
+		m.One(t, "aws:kms/key:Key", "backend-secrets-prod"),
+		// The alias is what each stack file's secretsprovider names.
+		m.One(t, "aws:kms/alias:Alias", "backend-secrets-dev"),
+		m.One(t, "aws:kms/alias:Alias", "backend-secrets-prod"),
 		m.One(t, "aws:dynamodb/table:Table", "backend-lock"),
 	} {
 		if !r.Protect {
@@ -126,24 +130,28 @@ func TestOutputsSayHowToUseTheBackend(t *testing.T) {
 		b, err = New(ctx, "backend", Args{
 			Owner: tagsOwner(), Account: mt.Account, Region: "eu-west-1", Bucket: "acme-state", StatePrefix: "platform",
 			LockTable: "locks", NoncurrentDays: 30, GitHubRepo: "acme/platform", Stacks: []string{"dev"},
+			PreviewStacks: []string{"dev"},
 		})
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for o, want := range map[*pulumi.StringOutput]string{
-		&b.LoginURL:        "s3://acme-state/platform?region=eu-west-1",
-		&b.SecretsProvider: "awskms://alias/microk8s-platform-secrets?region=eu-west-1",
-		&b.LockTable:       "locks",
+	for o, want := range map[pulumi.StringInput]string{
+		b.LoginURL:                "s3://acme-state/platform?region=eu-west-1",
+		b.SecretsProviders["dev"]: "awskms://alias/microk8s-platform-secrets-dev?region=eu-west-1",
+		b.LockTable:               "locks",
 	} {
-		v, _, err := mt.Await(*o)
+		v, _, err := mt.Await(o.ToStringOutput())
 		if err != nil || v != want {
 			t.Errorf("output %v (%v), want %s", v, err, want)
 		}
 	}
-	for _, o := range []pulumi.StringOutput{b.PreviewRoleARN, b.DeployRoleARN} {
-		if v, _, _ := mt.Await(o); !strings.HasPrefix(v.(string), "arn:aws:iam:") {
+	if len(b.RoleARNs) != 2 || b.RoleARNs["deploy-dev"] == nil || b.RoleARNs["preview"] == nil {
+		t.Errorf("role outputs %v, want deploy-dev and preview", b.RoleARNs)
+	}
+	for _, o := range b.RoleARNs {
+		if v, _, _ := mt.Await(o.ToStringOutput()); !strings.HasPrefix(v.(string), "arn:aws:iam:") {
 			t.Errorf("role ARN output %v", v)
 		}
 	}
@@ -155,9 +163,14 @@ func TestRolesTrustOnlyThisRepositorysWorkflows(t *testing.T) {
 	if mt.Str(oidc.Inputs, "url") != "https://"+GitHubIssuer || !slices.Equal(mt.Strings(oidc.Inputs, "clientIdLists"), []string{GitHubAudience}) {
 		t.Errorf("OIDC provider %v", oidc.Inputs)
 	}
+	if n := len(m.ByType("aws:iam/role:Role")); n != 4 {
+		t.Errorf("%d roles, want deploy-dev, deploy-prod, preview and drift", n)
+	}
 	for role, subs := range map[string][]string{
-		"backend-preview": {"repo:acme/microk8s-platform:pull_request", "repo:acme/microk8s-platform:ref:refs/heads/main"},
-		"backend-deploy":  {"repo:acme/microk8s-platform:environment:dev", "repo:acme/microk8s-platform:environment:prod"},
+		"backend-preview":     {"repo:acme/microk8s-platform:pull_request"},
+		"backend-drift":       {"repo:acme/microk8s-platform:ref:refs/heads/main"},
+		"backend-deploy-dev":  {"repo:acme/microk8s-platform:environment:dev"},
+		"backend-deploy-prod": {"repo:acme/microk8s-platform:environment:prod"},
 	} {
 		trust := policyOf(t, m.One(t, "aws:iam/role:Role", role), "assumeRolePolicy")
 		if len(trust.Statement) != 1 {
@@ -167,11 +180,11 @@ func TestRolesTrustOnlyThisRepositorysWorkflows(t *testing.T) {
 		if s.Effect != "Allow" || !slices.Equal(s.Action, []string{"sts:AssumeRoleWithWebIdentity"}) || !strings.Contains(s.Principal["Federated"].(string), "openidconnectprovider") {
 			t.Errorf("%s trusts %+v", role, s)
 		}
-		if s.Condition["StringEquals"][GitHubIssuer+":aud"] != GitHubAudience {
-			t.Errorf("%s: audience not pinned: %v", role, s.Condition)
+		if s.Condition["StringEquals"][GitHubIssuer+":aud"] != GitHubAudience || len(s.Condition) != 1 {
+			t.Errorf("%s: audience not pinned, or subjects not exact: %v", role, s.Condition)
 		}
 		var got []string
-		for _, v := range s.Condition["StringLike"][GitHubIssuer+":sub"].([]any) {
+		for _, v := range s.Condition["StringEquals"][GitHubIssuer+":sub"].([]any) {
 			got = append(got, v.(string))
 			if strings.Contains(v.(string), "*") {
 				t.Errorf("%s: wildcard subject %s", role, v)
@@ -186,7 +199,7 @@ func TestRolesTrustOnlyThisRepositorysWorkflows(t *testing.T) {
 func TestNoPolicyGrantsEverythingOnEverything(t *testing.T) {
 	m := mustBootstrap(t)
 	policies := m.ByType("aws:iam/rolePolicy:RolePolicy")
-	if len(policies) != 2 {
+	if len(policies) != 4 {
 		t.Fatalf("%d role policies", len(policies))
 	}
 	for _, r := range policies {
@@ -198,7 +211,7 @@ func TestNoPolicyGrantsEverythingOnEverything(t *testing.T) {
 				if a == "*" || strings.HasSuffix(a, ":*") {
 					t.Errorf("%s statement %s grants every action of a service: %s", r.Name, s.Sid, a)
 				}
-				if slices.Contains(s.Resource, "*") && !strings.Contains(a, ":Describe") && a != "sts:GetCallerIdentity" {
+				if slices.Contains(s.Resource, "*") && !strings.Contains(a, ":Describe") {
 					t.Errorf("%s statement %s grants %s on every resource", r.Name, s.Sid, a)
 				}
 			}
@@ -207,78 +220,6 @@ func TestNoPolicyGrantsEverythingOnEverything(t *testing.T) {
 			}
 		}
 	}
-}
-
-func TestPoliciesAreScopedToThisProject(t *testing.T) {
-	scope := Scope{Project: "microk8s-platform", Account: mt.Account, Region: "us-east-1", Bucket: "b", StatePrefix: "p",
-		LockTable: "locks", StateKeyARN: "arn:state", SecretsKeyARN: "arn:secrets"}
-	allowed := func(d PolicyDocument, action, resource string) []Statement {
-		var out []Statement
-		for _, s := range d.Statement {
-			if s.Effect == "Allow" && slices.Contains(s.Action, action) && slices.ContainsFunc(s.Resource, func(r string) bool { return match(r, resource) }) {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	preview, deploy := PreviewPolicy(scope), DeployPolicy(scope)
-	cases := []struct {
-		doc              PolicyDocument
-		action, resource string
-		want             bool
-	}{
-		{preview, "s3:GetObject", "arn:aws:s3:::b/p/.pulumi/stacks/microk8s-platform/dev.json", true},
-		{preview, "s3:PutObject", "arn:aws:s3:::b/p/.pulumi/stacks/microk8s-platform/dev.json", false},
-		{preview, "s3:DeleteObject", "arn:aws:s3:::b/p/.pulumi/locks/microk8s-platform/dev/1.json", false},
-		{preview, "s3:GetObject", "arn:aws:s3:::other-bucket/p/x", false},
-		{preview, "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:" + mt.Account + ":table/locks", false},
-		{preview, "ec2:TerminateInstances", "arn:aws:ec2:us-east-1:" + mt.Account + ":instance/i-1", false},
-		{preview, "kms:Encrypt", "arn:secrets", false},
-		{deploy, "s3:PutObject", "arn:aws:s3:::b/p/.pulumi/stacks/microk8s-platform/dev.json", true},
-		{deploy, "s3:PutObject", "arn:aws:s3:::b/elsewhere/x", false},
-		{deploy, "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:" + mt.Account + ":table/locks", true},
-		{deploy, "dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:" + mt.Account + ":table/other", false},
-		{deploy, "kms:Encrypt", "arn:secrets", true},
-		{deploy, "kms:Decrypt", "arn:other-key", false},
-	}
-	for _, c := range cases {
-		if got := len(allowed(c.doc, c.action, c.resource)) > 0; got != c.want {
-			t.Errorf("%s on %s allowed=%v, want %v", c.action, c.resource, got, c.want)
-		}
-	}
-	// Changing EC2 resources needs the project tag; the runner-access rule
-	// the automation tag.
-	for _, s := range allowed(deploy, "ec2:TerminateInstances", "arn:aws:ec2:us-east-1:"+mt.Account+":instance/i-1") {
-		if s.Condition["StringEquals"]["aws:ResourceTag/project"] != "microk8s-platform" {
-			t.Errorf("statement %s lets the deploy role terminate untagged instances", s.Sid)
-		}
-	}
-	for _, s := range allowed(preview, "ec2:AuthorizeSecurityGroupIngress", "arn:aws:ec2:us-east-1:"+mt.Account+":security-group/sg-1") {
-		if s.Condition["StringEquals"]["aws:ResourceTag/automation"] == nil {
-			t.Errorf("statement %s lets the preview role open any security group", s.Sid)
-		}
-	}
-	if len(allowed(preview, "ec2:AuthorizeSecurityGroupIngress", "arn:aws:ec2:us-east-1:"+mt.Account+":security-group/sg-1")) != 1 {
-		t.Error("the preview role cannot open the runner's access rule")
-	}
-}
-
-// match is IAM's resource matching: * matches any run of characters.
-func match(pattern, s string) bool {
-	head, tail, wild := strings.Cut(pattern, "*")
-	if !wild {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, head) {
-		return false
-	}
-	s = s[len(head):]
-	for i := 0; i <= len(s); i++ {
-		if match(tail, s[i:]) {
-			return true
-		}
-	}
-	return false
 }
 
 func TestExistingOIDCProviderIsReused(t *testing.T) {
@@ -290,7 +231,7 @@ func TestExistingOIDCProviderIsReused(t *testing.T) {
 	if n := len(m.ByType("aws:iam/openIdConnectProvider:OpenIdConnectProvider")); n != 0 {
 		t.Errorf("created %d OIDC providers although one exists", n)
 	}
-	trust := policyOf(t, m.One(t, "aws:iam/role:Role", "backend-deploy"), "assumeRolePolicy")
+	trust := policyOf(t, m.One(t, "aws:iam/role:Role", "backend-deploy-dev"), "assumeRolePolicy")
 	if trust.Statement[0].Principal["Federated"] != arn {
 		t.Errorf("deploy role trusts %v", trust.Statement[0].Principal)
 	}
@@ -300,6 +241,7 @@ func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
 	_, err := bootstrap(t, map[string]string{
 		"githubRepository": "not a repo", "stateBucket": "Bad_Bucket", "lockTable": "x",
 		"noncurrentVersionDays": "0", "stacks": `["dev","no spaces"]`, "githubOidcProviderArn": "oidc",
+		"previewStacks": `["prod2"]`, "spotServiceLinkedRoleExists": "maybe",
 	})
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
@@ -307,6 +249,7 @@ func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		`githubRepository "not a repo"`, `stateBucket "Bad_Bucket"`, `lockTable "x"`,
 		`noncurrentVersionDays "0"`, `stacks "no spaces"`, `githubOidcProviderArn "oidc"`,
+		`previewStacks "prod2"`, `spotServiceLinkedRoleExists "maybe"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
@@ -314,6 +257,61 @@ func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
 	}
 	if _, err := mt.RunProject(t, project, "bootstrap", mt.StackFileIn(t, "stacks/backend", "bootstrap"), Run); err == nil || !strings.Contains(err.Error(), "githubRepository") {
 		t.Errorf("missing githubRepository: %v", err)
+	}
+}
+
+// The first spot request made through the API needs the EC2 Spot
+// service-linked role to exist already (EC2 User Guide, "Service-linked
+// role for Spot Instance requests": EC2 creates it for console requests;
+// with the CLI or an API, "you must first ensure that this role exists").
+// The bootstrap creates exactly that role, so no CI role needs
+// iam:CreateServiceLinkedRole; an account that has it says so.
+func TestSpotServiceLinkedRole(t *testing.T) {
+	m := mustBootstrap(t)
+	slr := m.One(t, "aws:iam/serviceLinkedRole:ServiceLinkedRole", "backend-spot")
+	if got := mt.Str(slr.Inputs, "awsServiceName"); got != "spot.amazonaws.com" {
+		t.Errorf("service-linked role for %q", got)
+	}
+	for _, r := range m.ByType("aws:iam/rolePolicy:RolePolicy") {
+		for _, s := range policyOf(t, r, "policy").Statement {
+			for _, a := range s.Action {
+				if strings.HasPrefix(a, "iam:") {
+					t.Errorf("%s grants %s", r.Name, a)
+				}
+			}
+		}
+	}
+	m, err := bootstrap(t, map[string]string{"spotServiceLinkedRoleExists": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.ByType("aws:iam/serviceLinkedRole:ServiceLinkedRole")); n != 0 {
+		t.Errorf("created the spot role although it exists (%d)", n)
+	}
+}
+
+// Each stack has its own secrets key, so a role that decrypts dev cannot
+// decrypt prod; each deploy role's policy names its own key only.
+func TestEachStackHasItsOwnSecretsKey(t *testing.T) {
+	m := mustBootstrap(t)
+	for _, st := range []string{"dev", "prod"} {
+		alias := m.One(t, "aws:kms/alias:Alias", "backend-secrets-"+st)
+		if got := mt.Str(alias.Inputs, "name"); got != SecretsAlias(Platform, st) {
+			t.Errorf("alias %q", got)
+		}
+		if !strings.Contains(mt.Str(alias.Inputs, "targetKeyId"), "backend-secrets-"+st) {
+			t.Errorf("alias %s targets %q", st, mt.Str(alias.Inputs, "targetKeyId"))
+		}
+		p := policyOf(t, m.One(t, "aws:iam/rolePolicy:RolePolicy", "backend-deploy-"+st), "policy")
+		var keys []string
+		for _, s := range p.Statement {
+			if s.Sid == "DecryptSecrets" {
+				keys = s.Resource
+			}
+		}
+		if len(keys) != 1 || !strings.Contains(keys[0], "backend-secrets-"+st) {
+			t.Errorf("deploy-%s decrypts %v", st, keys)
+		}
 	}
 }
 

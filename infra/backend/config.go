@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
@@ -22,7 +24,13 @@ type Config struct {
 	LockTable       string   // lockTable; default "microk8s-platform-locks"
 	NoncurrentDays  int      // noncurrentVersionDays; default 90
 	Stacks          []string // stacks; default [dev, prod]
+	PreviewStacks   []string // previewStacks: previewed on pull requests; default [dev]
+	DriftStacks     []string // driftStacks: checked for drift from main; default [prod]
 	OIDCProviderARN string   // githubOidcProviderArn; empty creates the provider
+	// spotServiceLinkedRoleExists: true when the account already has
+	// AWSServiceRoleForEC2Spot (any earlier spot request made it); default
+	// false creates it.
+	SpotRoleExists bool
 }
 
 // Platform is the project whose state the backend keeps.
@@ -46,18 +54,29 @@ func LoadConfig(ctx *pulumi.Context) (Config, error) {
 		LockTable:       orDefault(c.Get("lockTable"), Platform+"-locks"),
 		NoncurrentDays:  90,
 		Stacks:          []string{"dev", "prod"},
+		PreviewStacks:   []string{"dev"},
+		DriftStacks:     []string{"prod"},
 		OIDCProviderARN: c.Get("githubOidcProviderArn"),
 	}
 	var errs []error
+	if v := c.Get("spotServiceLinkedRoleExists"); v != "" {
+		b, err := strconv.ParseBool(v)
+		cfg.SpotRoleExists = b
+		if err != nil {
+			errs = append(errs, fmt.Errorf("spotServiceLinkedRoleExists %q: want true or false", v))
+		}
+	}
 	if v := c.Get("noncurrentVersionDays"); v != "" {
 		if _, err := fmt.Sscan(v, &cfg.NoncurrentDays); err != nil {
 			errs = append(errs, fmt.Errorf("noncurrentVersionDays %q: want a whole number of days >= 1", v))
 		}
 	}
-	if v := c.Get("stacks"); v != "" {
-		cfg.Stacks = nil
-		if err := c.TryObject("stacks", &cfg.Stacks); err != nil {
-			errs = append(errs, fmt.Errorf("stacks %q: want a list of stack names, e.g. [\"dev\",\"prod\"]", v))
+	for key, dst := range map[string]*[]string{"stacks": &cfg.Stacks, "previewStacks": &cfg.PreviewStacks, "driftStacks": &cfg.DriftStacks} {
+		if v := c.Get(key); v != "" {
+			*dst = nil
+			if err := c.TryObject(key, dst); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want a list of stack names, e.g. [\"dev\",\"prod\"]", key, v))
+			}
 		}
 	}
 	return cfg, errors.Join(append(errs, cfg.Validate())...)
@@ -88,6 +107,13 @@ func (c Config) Validate() error {
 	for _, s := range c.Stacks {
 		if !stackRe.MatchString(s) {
 			bad("stacks", s, "want stack names of A-Z a-z 0-9 _ . -")
+		}
+	}
+	for key, list := range map[string][]string{"previewStacks": c.PreviewStacks, "driftStacks": c.DriftStacks} {
+		for _, s := range list {
+			if !slices.Contains(c.Stacks, s) {
+				bad(key, s, "want one of stacks "+strings.Join(c.Stacks, ", "))
+			}
 		}
 	}
 	if c.OIDCProviderARN != "" && !strings.HasPrefix(c.OIDCProviderARN, "arn:aws:iam::") {
@@ -125,16 +151,17 @@ func Run(ctx *pulumi.Context) error {
 		Account: id.AccountId, Region: region.Name,
 		Bucket: cfg.Bucket, StatePrefix: cfg.StatePrefix, LockTable: cfg.LockTable,
 		NoncurrentDays: cfg.NoncurrentDays, GitHubRepo: cfg.GitHubRepo, Stacks: cfg.Stacks,
-		ExistingOIDCProviderARN: cfg.OIDCProviderARN,
+		PreviewStacks: cfg.PreviewStacks, DriftStacks: cfg.DriftStacks,
+		CreateSpotServiceLinkedRole: !cfg.SpotRoleExists,
+		ExistingOIDCProviderARN:     cfg.OIDCProviderARN,
 	})
 	if err != nil {
 		return err
 	}
 	ctx.Export("loginUrl", b.LoginURL)
-	ctx.Export("secretsProvider", b.SecretsProvider)
+	ctx.Export("secretsProviders", b.SecretsProviders)
 	ctx.Export("lockTable", b.LockTable)
-	ctx.Export("previewRoleArn", b.PreviewRoleARN)
-	ctx.Export("deployRoleArn", b.DeployRoleARN)
-	ctx.Export("next", pulumi.Sprintf("pulumi login %s && export LOCK_TABLE=%s && pulumi stack init dev --secrets-provider %s", b.LoginURL, b.LockTable, b.SecretsProvider))
+	ctx.Export("roleArns", b.RoleARNs)
+	ctx.Export("next", pulumi.Sprintf("pulumi login %s && export LOCK_TABLE=%s && pulumi stack init %s --secrets-provider %s (README: Deploy from GitHub Actions)", b.LoginURL, b.LockTable, cfg.Stacks[0], b.SecretsProviders[cfg.Stacks[0]]))
 	return nil
 }
