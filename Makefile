@@ -28,6 +28,13 @@ help: ## List the targets
 CLUSTER_KUBECONFIG ?=
 SANDBOX_KUBECONFIG := $(CURDIR)/.sandbox/kubeconfig
 LOCAL_KUBECONFIG    = $(or $(CLUSTER_KUBECONFIG),$(SANDBOX_KUBECONFIG))
+# Where the service's image (built from service/) goes: on the sandbox, a
+# registry stacks/local serves on 127.0.0.1 while it runs; on your own
+# cluster, IMAGE_REPOSITORY, a registry the cluster pulls from (pushed
+# with your docker login), unless the stack sets appImage/imageRepository.
+SANDBOX_REGISTRY   ?= 127.0.0.1:18500
+IMAGE_REPOSITORY   ?=
+LOCAL_IMAGE         = $(if $(CLUSTER_KUBECONFIG),$(if $(IMAGE_REPOSITORY),--image-repository $(IMAGE_REPOSITORY)),--serve-registry $(SANDBOX_REGISTRY))
 
 .PHONY: local
 local: ## THE MAIN JOB: pulumi up of the local stack on the sandbox (or CLUSTER_KUBECONFIG=path); prints outputs
@@ -36,18 +43,19 @@ ifeq ($(CLUSTER_KUBECONFIG),)
 else
 	@command -v pulumi >/dev/null || scripts/tools/build.sh pulumi kubernetes-provider
 endif
-	$(GO) run ./stacks/local up --kubeconfig $(LOCAL_KUBECONFIG)
+	$(GO) run ./stacks/local up --kubeconfig $(LOCAL_KUBECONFIG) $(LOCAL_IMAGE)
 
 .PHONY: local-destroy
 local-destroy: ## Destroy the local stack (same cluster choice as make local)
 	$(GO) run ./stacks/local destroy --kubeconfig $(LOCAL_KUBECONFIG)
 
 .PHONY: tools
-tools: ## Build pulumi, the Kubernetes provider, kube-apiserver & co., kubectl and kwok into .tools/bin (cached)
+tools: ## Build pulumi, the Kubernetes provider, kube-apiserver & co., kubectl, kwok and etcd into .tools/bin (cached)
 	scripts/tools/build.sh
 
 .PHONY: sandbox-up
 sandbox-up: tools ## Start the offline control plane on 127.0.0.1 (etcd, apiserver, controller-manager, scheduler, kwok)
+	scripts/deps.sh local
 	scripts/sandbox/sandbox.sh up
 
 .PHONY: sandbox-down
@@ -56,6 +64,7 @@ sandbox-down: ## Stop exactly what sandbox-up started and remove .sandbox/
 
 .PHONY: e2e
 e2e: tools ## End to end on a sandbox of its own: up, checks via client-go, no-op preview, replicas change, destroy
+	scripts/deps.sh local
 	@export SANDBOX_DIR=$(CURDIR)/.sandbox-e2e SANDBOX_PORT_BASE=19000; \
 	  trap 'scripts/sandbox/sandbox.sh down' EXIT; \
 	  scripts/sandbox/sandbox.sh up && \
@@ -66,7 +75,11 @@ run: ## Run the comments service alone on :8080 (memory store; set DATABASE_URL 
 	cd service && $(GO) run ./cmd/comments
 
 .PHONY: test
-test: lint test-service fuzz test-infra ## Run every test (what CI runs)
+test: deps lint test-service fuzz test-infra ## Run every test (what CI runs); installs what they need first
+
+.PHONY: deps
+deps: ## Install what the tests need and is missing: shellcheck, PostgreSQL, openssl, curl (Debian; scripts/deps.sh)
+	scripts/deps.sh test
 
 .PHONY: test-service
 test-service: ## Service tests: handlers, both stores (real PostgreSQL), restart, shutdown under load

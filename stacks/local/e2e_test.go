@@ -70,7 +70,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	o := Options{Root: root, Kubeconfig: kubeconfig, BackendDir: t.TempDir(), Out: logWriter{t}}
+	o := Options{Root: root, Kubeconfig: kubeconfig, BackendDir: t.TempDir(), Out: logWriter{t}, ServeRegistry: e2eRegistry}
 	st, err := Stack(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 	}
 	app := deploy("comments", "comments")
-	if *app.Spec.Replicas != 1 || app.Spec.Template.Spec.Containers[0].Image != "ghcr.io/microk8s-platform/comments:0.1.0" {
+	if *app.Spec.Replicas != 1 { // its image: e2e_image_test.go
 		t.Errorf("comments deployment: replicas %d image %s", *app.Spec.Replicas, app.Spec.Template.Spec.Containers[0].Image)
 	}
 	if db, err := kc.AppsV1().StatefulSets("comments").Get(ctx, "postgres", metav1.GetOptions{}); err != nil || db.Status.ReadyReplicas != 1 {

@@ -35,6 +35,9 @@ type Options struct {
 	ToolsBin   string // pulumi and the provider; default <root>/.tools/bin, else PATH
 	// Set overrides stack config values (key without the project prefix).
 	Set map[string]string
+	// ServeRegistry, a 127.0.0.1 address, serves an in-process registry
+	// there and points imageRepository at it (the sandbox).
+	ServeRegistry string
 	// Out receives the engine's progress; nil discards it.
 	Out io.Writer
 }
@@ -112,6 +115,17 @@ func (o *Options) installProvider(ctx context.Context, cli string) error {
 // Stack selects or creates the stack with its committed configuration.
 func Stack(ctx context.Context, o Options) (auto.Stack, error) {
 	o.defaults()
+	if o.ServeRegistry != "" {
+		repo, err := serveRegistry(o.ServeRegistry)
+		if err != nil {
+			return auto.Stack{}, err
+		}
+		set := map[string]string{"imageRepository": repo}
+		for k, v := range o.Set {
+			set[k] = v
+		}
+		o.Set = set
+	}
 	if err := os.MkdirAll(o.BackendDir, 0o755); err != nil {
 		return auto.Stack{}, err
 	}

@@ -30,7 +30,8 @@ import (
 	"microk8s-platform/internal/repo"
 )
 
-const usage = `usage: go run ./stacks/local up|preview|refresh|destroy|outputs [--kubeconfig PATH] [--stack local]`
+const usage = `usage: go run ./stacks/local up|preview|refresh|destroy|outputs [--kubeconfig PATH] [--stack local]
+       [--serve-registry 127.0.0.1:PORT | --image-repository REGISTRY/REPO]`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -41,6 +42,8 @@ func main() {
 	fs := flag.NewFlagSet(action, flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "cluster to deploy to")
 	stack := fs.String("stack", "local", "stack (Pulumi.<stack>.yaml, target kubeconfig)")
+	serve := fs.String("serve-registry", "", "serve a registry on this 127.0.0.1 address and push the service's image there (the sandbox)")
+	imageRepo := fs.String("image-repository", "", "push the service's image to this repository, which the cluster pulls from (your own cluster)")
 	_ = fs.Parse(os.Args[2:])
 	if *kubeconfig == "" {
 		fmt.Fprintln(os.Stderr, "local: no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run `make local` (starts the sandbox)")
@@ -54,7 +57,11 @@ func main() {
 	abs, _ := filepath.Abs(*kubeconfig)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, action, Options{Root: root, Stack: *stack, Kubeconfig: abs, Out: os.Stdout}); err != nil {
+	o := Options{Root: root, Stack: *stack, Kubeconfig: abs, Out: os.Stdout, ServeRegistry: *serve}
+	if *imageRepo != "" {
+		o.Set = map[string]string{"imageRepository": *imageRepo}
+	}
+	if err := run(ctx, action, o); err != nil {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
@@ -77,6 +84,9 @@ func run(ctx context.Context, action string, o Options) error {
 			return err
 		}
 		printOutputs(res.Outputs)
+		if o.ServeRegistry != "" {
+			fmt.Print(sandboxNote(o.ServeRegistry))
+		}
 	case "preview":
 		res, err := st.Preview(ctx, optpreview.ProgressStreams(o.Out), optpreview.Diff())
 		if err != nil {
@@ -119,4 +129,25 @@ func printOutputs(outs auto.OutputMap) {
 		}
 		fmt.Printf("  %-24s %v\n", k, v.Value)
 	}
+}
+
+// sandboxNote says what a sandbox up did and did not prove, and how to
+// reach the service on a cluster that runs containers.
+func sandboxNote(registry string) string {
+	return `
+what ran: the real Pulumi engine and Kubernetes provider against a real API
+  server, etcd, controller-manager and scheduler on 127.0.0.1. Every object
+  above exists there, accepted by RBAC, admission and the CRD schemas.
+what did not: the pods are simulated by kwok. No container runs and no image
+  is pulled, so nothing answers at appUrl. The service's image was built from
+  service/ (appImageDigest) and pushed to the registry this command served on
+  ` + registry + ` while it ran.
+to reach the service, deploy it where containers run:
+  - your own cluster (kind, k3d, MicroK8s): make local CLUSTER_KUBECONFIG=~/.kube/config \
+      IMAGE_REPOSITORY=<a registry it pulls from, e.g. ghcr.io/you/comments>
+    then kubectl -n kong port-forward svc/kong-proxy 8080:80 and
+    curl http://localhost:8080/api/comment
+  - a VM of your own: make up STACK=dev (README "Deploy to AWS"), then
+    scripts/smoke.sh "$(pulumi stack output appUrl)"
+`
 }
