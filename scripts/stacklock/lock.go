@@ -38,6 +38,15 @@ type Holder struct {
 	Commit     string
 	Acquired   time.Time
 	LeaseUntil time.Time
+	// Machine identifies the host, boot and PID namespace (machineID), so
+	// PID and PGID can be checked where they mean the same processes.
+	Machine string
+	PGID    int // the command's process group
+	// Fenced: this holder stops its command before its lease ends when it
+	// cannot renew, and takes it along if it dies (reaper), so an expired
+	// lease means nothing of its run is left.
+	Fenced bool
+	Lease  time.Duration // the holder's lease length
 }
 
 // Expired reports whether the lease ran out at now.
@@ -79,6 +88,31 @@ func (e *HeldError) Error() string {
 		h.Key, h.Describe(e.Now), h.LeaseUntil.Sub(e.Now).Round(time.Second), e.Table, h.Key)
 }
 
+// RefusedError is an expired lock whose holder may still be running: it is
+// not taken over, and Pulumi's own lock is left alone.
+type RefusedError struct {
+	Holder Holder
+	Found  string // what the liveness check found
+	Table  string
+	Stack  string
+	Now    time.Time
+}
+
+func (e *RefusedError) Error() string {
+	h := e.Holder
+	stop := "stop it there"
+	if h.PGID > 0 {
+		stop = fmt.Sprintf("stop it there: kill -- -%d on %s", h.PGID, h.Host)
+	}
+	return fmt.Sprintf("%s: the lease has expired, but its run may still be going, so the lock is not taken over\n"+
+		"and Pulumi's own lock is left in place: %s\n  %s"+
+		"If that run is still going, wait for it to end or %s, then run again.\n"+
+		"If you are sure it is dead, break both locks and run again:\n"+
+		"  stacklock unlock --table %s --key %s --force\n"+
+		"  pulumi cancel --yes --stack %s",
+		h.Key, e.Found, h.Describe(e.Now), stop, e.Table, h.Key, e.Stack)
+}
+
 // ErrLost means the lock was broken or taken over while we held it.
 var ErrLost = errors.New("the lock is no longer ours (broken with unlock --force, or taken over after our lease expired)")
 
@@ -98,6 +132,22 @@ type Lock struct {
 	Key   string
 	Lease time.Duration
 	Now   func() time.Time
+	// Dead, when set, is asked before an expired lock is taken over
+	// whether its holder's run is certainly over, and what it found.
+	Dead func(prev Holder) (dead bool, found string)
+	// Stack is the Pulumi stack a RefusedError tells how to unlock.
+	Stack string
+}
+
+// takeoverGrace is how long past its lease an expired lock is left alone,
+// for clock skew between machines: a holder that cannot renew stops its
+// command an eighth of its lease before the lease ends, by its own clock;
+// the grace is a quarter of the holder's lease (of ours if it did not say).
+func (l *Lock) takeoverGrace(h Holder) time.Duration {
+	if h.Lease > 0 {
+		return h.Lease / 4
+	}
+	return l.Lease / 4
 }
 
 func (l *Lock) now() time.Time {
@@ -130,6 +180,10 @@ func (l *Lock) item(h Holder) map[string]types.AttributeValue {
 		"commit":      s(h.Commit),
 		"acquired_at": s(h.Acquired.UTC().Format(time.RFC3339Nano)),
 		"lease_until": s(h.LeaseUntil.UTC().Format(time.RFC3339Nano)),
+		"machine":     s(h.Machine),
+		"pgid":        n(int64(h.PGID)),
+		"fenced":      &types.AttributeValueMemberBOOL{Value: h.Fenced},
+		"lease_ms":    n(h.Lease.Milliseconds()),
 		// DynamoDB's TTL removes an abandoned lock a day after its lease.
 		attrTTL: n(h.LeaseUntil.Add(24 * time.Hour).Unix()),
 	}
@@ -147,6 +201,17 @@ func holderFrom(it map[string]types.AttributeValue) Holder {
 	if v, ok := it["pid"].(*types.AttributeValueMemberN); ok {
 		h.PID, _ = strconv.Atoi(v.Value)
 	}
+	if v, ok := it["pgid"].(*types.AttributeValueMemberN); ok {
+		h.PGID, _ = strconv.Atoi(v.Value)
+	}
+	if v, ok := it["fenced"].(*types.AttributeValueMemberBOOL); ok {
+		h.Fenced = v.Value
+	}
+	h.Machine = str("machine")
+	if v, ok := it["lease_ms"].(*types.AttributeValueMemberN); ok {
+		ms, _ := strconv.ParseInt(v.Value, 10, 64)
+		h.Lease = time.Duration(ms) * time.Millisecond
+	}
 	h.Acquired, _ = time.Parse(time.RFC3339Nano, str("acquired_at"))
 	h.LeaseUntil, _ = time.Parse(time.RFC3339Nano, str("lease_until"))
 	return h
@@ -163,7 +228,7 @@ func conditionFailed(err error) bool {
 // clean up after it.
 func (l *Lock) Acquire(ctx context.Context, h *Holder) (previous *Holder, err error) {
 	now := l.now()
-	h.Key, h.Token, h.Acquired, h.LeaseUntil = l.Key, newToken(), now, now.Add(l.Lease)
+	h.Key, h.Token, h.Acquired, h.LeaseUntil, h.Lease = l.Key, newToken(), now, now.Add(l.Lease), l.Lease
 	_, err = l.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           &l.Table,
 		Item:                l.item(*h),
@@ -182,8 +247,13 @@ func (l *Lock) Acquire(ctx context.Context, h *Holder) (previous *Holder, err er
 	if !found { // released between our put and our read: try once more
 		return l.Acquire(ctx, h)
 	}
-	if !cur.Expired(now) {
+	if !cur.Expired(now.Add(-l.takeoverGrace(cur))) {
 		return nil, &HeldError{Holder: cur, Table: l.Table, Now: now}
+	}
+	if l.Dead != nil {
+		if dead, found := l.Dead(cur); !dead {
+			return nil, &RefusedError{Holder: cur, Found: found, Table: l.Table, Stack: l.Stack, Now: now}
+		}
 	}
 	_, err = l.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &l.Table,

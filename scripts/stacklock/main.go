@@ -58,6 +58,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == reapArg {
+		return reap()
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -101,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if stack == "" {
 			stack = (*key)[strings.LastIndex(*key, "/")+1:]
 		}
+		l.Stack = stack
 		return runLocked(ctx, l, cmd, stack, *pulumiBin, stderr)
 	case "status":
 		return status(ctx, l, *historyN, stdout, stderr)
@@ -135,21 +139,50 @@ func whoAmI(cmd []string) Holder {
 	return h
 }
 
+// previousRunIsOver is the liveness check before a takeover (Lock.Dead).
+// On the holder's own machine it looks at the processes; elsewhere it can
+// rely only on the holder having promised to fence itself (Holder.Fenced).
+func previousRunIsOver(l *Lock) func(Holder) (bool, string) {
+	return func(prev Holder) (bool, string) {
+		if prev.Machine != "" && prev.Machine == machineID() {
+			alive, found := localLiveness(prev.PID, prev.PGID)
+			return !alive, found
+		}
+		if prev.Fenced {
+			return true, fmt.Sprintf("it ran on %s, whose stacklock stops its command before the lease ends when it cannot renew and takes the command along if it dies; the lease ended more than %s ago", prev.Host, l.takeoverGrace(prev))
+		}
+		return false, fmt.Sprintf("it ran on %s (pid %d) with a stacklock that does not stop its command when the lease ends, and whether that command still runs cannot be told from here", prev.Host, prev.PID)
+	}
+}
+
 func runLocked(ctx context.Context, l *Lock, cmd []string, stack, pulumiBin string, stderr io.Writer) int {
+	// The process group first: its id goes into the lock item, so a later
+	// takeover on this machine can check that nothing of this run is left.
+	g, err := startGroup()
+	if err != nil {
+		fmt.Fprintf(stderr, "stacklock: %v\n", err)
+		return exitFailed
+	}
 	h := whoAmI(cmd)
+	h.Machine, h.PGID, h.Fenced = machineID(), g.pgid, true
+	l.Dead = previousRunIsOver(l)
 	prev, err := l.Acquire(ctx, &h)
 	var held *HeldError
-	if errors.As(err, &held) {
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &held), errors.As(err, &refused):
+		g.kill()
 		fmt.Fprintf(stderr, "stacklock: %v\n", err)
 		return exitHeld
-	}
-	if err != nil {
+	case err != nil:
+		g.kill()
 		fmt.Fprintf(stderr, "stacklock: %v\n", err)
 		return exitFailed
 	}
 	fmt.Fprintf(stderr, "stacklock: locked %s (lease %s, renewed every %s)\n", l.Key, l.Lease, l.Lease/4)
 	if prev != nil {
-		fmt.Fprintf(stderr, "stacklock: WARNING: took over an expired lock; its run died without releasing it:\n  %s", prev.Describe(time.Now()))
+		_, found := l.Dead(*prev)
+		fmt.Fprintf(stderr, "stacklock: WARNING: took over an expired lock; its run ended without releasing it (%s):\n  %s", found, prev.Describe(time.Now()))
 		fmt.Fprintf(stderr, "stacklock: clearing the lock file that run left in the Pulumi backend: %s cancel --yes --stack %s\n", pulumiBin, stack)
 		c := exec.CommandContext(ctx, pulumiBin, "cancel", "--yes", "--stack", stack)
 		c.Stdout, c.Stderr = stderr, stderr
@@ -158,7 +191,7 @@ func runLocked(ctx context.Context, l *Lock, cmd []string, stack, pulumiBin stri
 		}
 	}
 
-	code := supervise(l, &h, cmd, stderr)
+	code := supervise(l, &h, g, cmd, stderr)
 
 	// Release with a fresh context: the run's may be cancelled by now.
 	rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -174,11 +207,18 @@ func runLocked(ctx context.Context, l *Lock, cmd []string, stack, pulumiBin stri
 	return code
 }
 
-// supervise runs cmd, renewing the lease and forwarding signals, and
-// returns its exit code (128+signal when a signal ended it).
-func supervise(l *Lock, h *Holder, cmd []string, stderr io.Writer) int {
+// supervise runs cmd in g, renewing the lease and forwarding signals, and
+// returns its exit code (128+signal when a signal ended it). When the
+// command ends, what is left of its group is killed before the lock is
+// released. When the lease cannot be renewed in time, or the lock was taken
+// from us, the command is stopped (fenced): SIGTERM to its group, then
+// SIGKILL an eighth of a lease before the lease ends, so it never runs on
+// past the lease that another run may take over.
+func supervise(l *Lock, h *Holder, g *group, cmd []string, stderr io.Writer) int {
+	defer g.kill()
 	c := exec.Command(cmd[0], cmd[1:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	g.join(c)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -190,11 +230,22 @@ func supervise(l *Lock, h *Holder, cmd []string, stderr io.Writer) int {
 	go func() { done <- c.Wait() }()
 	tick := time.NewTicker(l.Lease / 4)
 	defer tick.Stop()
-	// A terminal delivers Ctrl-C to the whole foreground process group,
-	// the command included; forwarding it again would make Pulumi treat it
-	// as a second, forceful Ctrl-C.
+	var killNow <-chan time.Time
+	// A terminal delivers Ctrl-C to its foreground group: the command's
+	// (startGroup); forwarding it again would make Pulumi treat it as a
+	// second, forceful Ctrl-C.
 	tty := term.IsTerminal(int(os.Stdin.Fd()))
-	lost := false
+	fenced := false
+	fence := func(why string) {
+		if fenced {
+			return
+		}
+		fenced = true
+		at := time.Until(h.LeaseUntil.Add(-l.Lease / 8))
+		fmt.Fprintf(stderr, "stacklock: %s: stopping %s so that it cannot overlap the next deploy (SIGTERM now, SIGKILL in %s)\n", why, cmd[0], max(at, 0).Round(time.Millisecond))
+		_ = g.signal(syscall.SIGTERM)
+		killNow = time.After(max(at, 0))
+	}
 	for {
 		select {
 		case err := <-done:
@@ -205,17 +256,23 @@ func supervise(l *Lock, h *Holder, cmd []string, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stderr, "stacklock: got %s, passing it to %s; the lock is released when it exits\n", sig, cmd[0])
 			_ = c.Process.Signal(sig)
+		case <-killNow:
+			g.kill()
 		case <-tick.C:
-			if lost {
+			if fenced {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), l.Lease/4)
 			err := l.Renew(ctx, h)
 			cancel()
-			if errors.Is(err, ErrLost) {
-				lost = true
-				fmt.Fprintf(stderr, "stacklock: WARNING: %v; another deploy may run concurrently now\n", err)
-			} else if err != nil {
+			switch {
+			case errors.Is(err, ErrLost):
+				fmt.Fprintf(stderr, "stacklock: WARNING: %v\n", err)
+				fence("the lock is no longer ours")
+			case err != nil && time.Until(h.LeaseUntil) <= l.Lease/4:
+				fmt.Fprintf(stderr, "stacklock: WARNING: renewing the lease: %v\n", err)
+				fence("the lease could not be renewed and ends at " + h.LeaseUntil.UTC().Format(time.RFC3339))
+			case err != nil:
 				fmt.Fprintf(stderr, "stacklock: WARNING: renewing the lease: %v (retrying)\n", err)
 			}
 		}

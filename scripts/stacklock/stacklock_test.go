@@ -215,8 +215,9 @@ func TestExpiredLeaseIsTakenOverAndPulumiLockCleared(t *testing.T) {
 		t.Fatal("a killed run left no lock; the test proves nothing")
 	}
 
-	// Once its lease ends, the next run takes over and clears Pulumi's lock file.
-	time.Sleep(1100 * time.Millisecond)
+	// Once its lease ends (and a quarter lease of grace for clock skew),
+	// the next run takes over and clears Pulumi's lock file.
+	time.Sleep(1300 * time.Millisecond)
 	pulumi := filepath.Join(dir, "pulumi")
 	calls := filepath.Join(dir, "pulumi-calls")
 	os.WriteFile(pulumi, []byte("#!/bin/sh\necho \"$@\" >> "+calls+"\n"), 0o755)
