@@ -92,7 +92,7 @@ func Check(dir, stack string) ([]Problem, error) {
 		return nil, err
 	}
 	if proj.Name == "" {
-		return nil, errors.New("Pulumi.yaml has no name")
+		return nil, errors.New("no project name in Pulumi.yaml")
 	}
 	var sf stackFile
 	if err := readYAML(filepath.Join(dir, "Pulumi."+stack+".yaml"), &sf); err != nil {
