@@ -285,10 +285,11 @@ func TestPullRequestsPreviewDevOnly(t *testing.T) {
 
 // The deploy role's ARN is read from the job's environment: one role per
 // stack, trusted only by repo:<r>:environment:<stack> (infra/backend
-// Roles). An environment variable of the same name overrides a repository
-// one (GitHub docs, "Store information in variables": "environment-level
-// variables take precedence"), so each environment sets its own
-// DEPLOY_ROLE_ARN; the README says to set none at repository level.
+// Roles). GitHub docs, "Store information in variables" (configuration
+// variables precedence): when an organization, repository and environment
+// all have a variable of one name, the environment-level one takes
+// precedence. So each environment sets its own DEPLOY_ROLE_ARN and the
+// README says to set none at repository level.
 func TestDeployRoleComesFromTheStacksEnvironment(t *testing.T) {
 	for _, name := range all {
 		w := load(t, name)
@@ -598,10 +599,11 @@ func TestServicePermissionsAreWhatItUses(t *testing.T) {
 
 // actionRuntimes: each pinned action's release, read from its action.yml
 // at that commit (fetched from the action's GitHub repository:
-// git show <tag>:action.yml, runs.using). GitHub-hosted runners run node20
-// and node24 actions; node20 is being retired (GitHub changelog,
-// "Deprecation of Node 20 on GitHub Actions runners"), so every pin is a
-// node24 release of its action's current major.
+// git show <tag>:action.yml, runs.using; each is the newest tag of its
+// repository there). The runner moves JavaScript actions from Node 20 to
+// Node 24 and then requires Node 24 (actions/runner pull request #3948,
+// "Node 20 -> Node 24 migration"), so every pin is a node24 release of its
+// action's current major.
 var actionRuntimes = map[string]struct{ version, using string }{
 	"actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1":                      {"v7.0.1", "node24"},
 	"actions/setup-go@b7ad1dad31e06c5925ef5d2fc7ad053ef454303e":                      {"v7.0.0", "node24"},
