@@ -70,10 +70,10 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 			return nil, err
 		}
 		host = machine.Host
-		if _, err := budget.New(ctx, "budget", budget.Args{Owner: owner, MonthlyUSD: cfg.BudgetMonthlyUSD, Emails: cfg.BudgetEmails}); err != nil {
+		out.MonthlyCostUSD, _ = vm.MonthlyCost("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)
+		if _, err := budget.New(ctx, "budget", budget.Args{Owner: owner, MonthlyUSD: cfg.BudgetMonthlyUSD, Emails: cfg.BudgetEmails, EstimateUSD: out.MonthlyCostUSD}); err != nil {
 			return nil, err
 		}
-		out.MonthlyCostUSD, _ = vm.MonthlyCost("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)
 		ctx.Export("securityGroupId", net.SecurityGroupID)
 		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)))
 	case TargetGCP:

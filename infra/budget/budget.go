@@ -13,6 +13,8 @@
 package budget
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/budgets"
@@ -44,11 +46,33 @@ type Args struct {
 	Owner      tags.Owner
 	MonthlyUSD float64
 	Emails     []string
+	// EstimateUSD is the stack's estimated monthly cost (0: unknown). An
+	// estimate that an alert would fire on every month is warned about.
+	EstimateUSD float64
+}
+
+// CheckEstimate reports an error when an ordinary month at estimateUSD
+// would reach the highest ACTUAL alert (75 %) of a monthlyUSD budget: the
+// alerts would then fire every month and mean nothing.
+func CheckEstimate(estimateUSD, monthlyUSD float64) error {
+	var highest float64
+	for _, a := range Alerts {
+		if a.Kind == "ACTUAL" && a.Percent > highest {
+			highest = a.Percent
+		}
+	}
+	if estimateUSD > monthlyUSD*highest/100 {
+		return fmt.Errorf("the estimated %.2f USD a month is above %.0f %% of budgetMonthlyUsd %.2f: that alert would fire every month; raise budgetMonthlyUsd to at least %.0f or pick a smaller VM", estimateUSD, highest, monthlyUSD, math.Ceil(estimateUSD*100/highest))
+	}
+	return nil
 }
 
 // New declares the budget. Without e-mails the budget still tracks spend
 // in the console, but AWS cannot notify anyone: a warning says so.
 func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOption) (*budgets.Budget, error) {
+	if err := CheckEstimate(args.EstimateUSD, args.MonthlyUSD); err != nil {
+		_ = ctx.Log.Warn("budget: "+err.Error(), nil)
+	}
 	var notes budgets.BudgetNotificationArray
 	if len(args.Emails) == 0 {
 		_ = ctx.Log.Warn("budget: budgetEmails is empty, so the 25/50/75 % alerts go to nobody; set it with pulumi config set --path 'budgetEmails[0]' you@example.com", nil)
