@@ -4,8 +4,33 @@
 //
 // Each step is a pulumi-command remote.Command that pipes one embedded
 // script from scripts/microk8s to `sudo -n bash -s` on the host, waits for the
-// step before it, and is triggered by its script's hash and its inputs:
-// editing one script, or changing the channel, re-runs exactly that step.
+// step before it, and is bounded: the host kills it after the step's timeout
+// and the step fails saying what it waited for (Command). Inside the scripts
+// each `microk8s enable`, snap call and readiness wait has its own bound too.
+//
+// # Lifecycle
+//
+//   - Replace: every step's triggers hold the machine's identity
+//     (vm.Host.MachineID: the EC2 instance id, the GCE instance's numeric id),
+//     so a new VM behind the same Elastic/static IP runs every step again
+//     instead of keeping the old VM's "done". Target ssh has no machine id;
+//     its steps re-run when the address changes, or with
+//     `pulumi up --replace <step urn>`.
+//   - Channel change (microk8sChannel): re-runs the install step, which
+//     refreshes the snap explicitly (snapd's automatic refreshes are held),
+//     and refuses a downgrade or a jump over a minor on the host before
+//     changing anything. Validate refuses -strict channels.
+//   - MetalLB: its pool is one address of the host (the VM's private IP, or
+//     sshPrivateIp, or the host's default-route address); a changed address
+//     re-runs the addons step, which patches the addon's IPAddressPool.
+//   - The provider carries a clusterIdentifier derived from project and
+//     stack, so a re-rendered kubeconfig (a new certificate, a new address)
+//     updates the provider instead of replacing every object on it.
+//     (pulumi-kubernetes v4.32.0 ProviderArgs.ClusterIdentifier: "the
+//     provider will _only_ be replaced when clusterIdentifier changes".)
+//
+// The upstream facts the scripts rely on are listed, with their sources, in
+// scripts/microk8s/scripts_test.go.
 package cluster
 
 import (
@@ -22,12 +47,24 @@ import (
 	"microk8s-platform/scripts/microk8s"
 )
 
+// AlertmanagerSecret is the Secret in namespace observability that holds the
+// Alertmanager configuration; the addons step points kube-prometheus-stack at
+// it and the Kubernetes layer (infra/observability) writes it.
+const AlertmanagerSecret = "platform-alertmanager"
+
 // Args configure the cluster.
 type Args struct {
 	Host    vm.Host
 	Channel string // MicroK8s snap channel
-	// Observability enables the observability addon (kube-prometheus-stack).
+	// Observability enables the observability addon (kube-prometheus-stack)
+	// with Prometheus data on the host and Alertmanager from
+	// AlertmanagerSecret.
 	Observability bool
+	// PrometheusStorageGiB is the size of Prometheus' volume; 10 when 0.
+	PrometheusStorageGiB int
+	// ClusterIdentifier names the cluster for the Kubernetes provider; it
+	// must stay the same for the life of the stack.
+	ClusterIdentifier string
 }
 
 // Cluster is the installed MicroK8s and a provider that talks to it.
@@ -36,18 +73,58 @@ type Cluster struct {
 	Kubeconfig pulumi.StringOutput // secret
 	APIURL     pulumi.StringOutput
 	Provider   *kubernetes.Provider
+	// Connection reaches the host over SSH, for steps added by other
+	// packages (copying and importing images).
+	Connection remote.ConnectionArgs
+	// Triggers identify the machine and its address; a step added by
+	// another package carries them so that it re-runs on a new machine.
+	Triggers pulumi.Array
+	// Installed is the step after which MicroK8s runs (snap installed,
+	// node ready); Addons the step after which its addons are enabled.
+	Installed, Addons *remote.Command
 	// Steps are the remote commands in the order they run.
 	Steps []*remote.Command
 }
 
-// Addons returns the addons to enable, in order; MetalLB's pool is the one
-// private address of the VM, so the cloud's public IP reaches Kong.
-func Addons(privateIP string, observability bool) string {
-	a := []string{"dns", "hostpath-storage", fmt.Sprintf("metallb:%s-%s", privateIP, privateIP)}
-	if observability {
-		a = append(a, "observability")
+// Step is one remote step: its script, how long it may take and what it
+// waits for (the message when it times out).
+type Step struct {
+	Name, Script string
+	Timeout      int // seconds
+	Waits        string
+}
+
+// Steps are the install chain, in order.
+var Steps = []Step{
+	{"wait", "wait-for-host.sh", 900, "cloud-init and snapd on a new host"},
+	{"install", "install-microk8s.sh", 1800, "the MicroK8s snap, its certificate and a ready node"},
+	{"addons", "enable-addons.sh", 3600, "RBAC and the dns, hostpath-storage, metallb and observability addons"},
+	{"kubeconfig", "kubeconfig.sh", 120, "microk8s config"},
+}
+
+// ClusterIdentifier is the provider's stable identity for a stack's cluster.
+func ClusterIdentifier(project, stack string) string {
+	return fmt.Sprintf("%s-%s-microk8s", project, stack)
+}
+
+// Command is the remote command line of a step: the environment (values
+// shell-quoted), then bash reading the script from stdin, killed after
+// timeout seconds with a message saying what it waited for.
+func Command(env map[string]string, timeout int, waits string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
 	}
-	return strings.Join(a, " ")
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("sudo -n env")
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%s", k, shellQuote(env[k]))
+	}
+	// $0 is the timeout, $1 what was awaited; stdin goes on to bash -s.
+	fmt.Fprintf(&b, ` bash -c 'timeout -k 30 "$0" bash -s; rc=$?; if [ "$rc" -eq 124 ]; then echo "step timed out after $0s waiting for $1" >&2; fi; exit "$rc"' %d %s`,
+		timeout, shellQuote(waits))
+	return b.String()
 }
 
 // New runs the install chain on the host and builds the provider.
@@ -57,7 +134,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		return nil, err
 	}
 	h := args.Host
-	conn := remote.ConnectionArgs{
+	c.Connection = remote.ConnectionArgs{
 		Host:       h.PublicIP,
 		Port:       pulumi.Float64(float64(h.Port)),
 		User:       pulumi.String(h.User),
@@ -67,33 +144,56 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		DialErrorLimit: pulumi.Int(60),
 		PerDialTimeout: pulumi.Int(10),
 	}
+	// The machine's identity: a new VM behind the same address re-runs
+	// every step. Target ssh has none; its address stands for it.
+	c.Triggers = pulumi.Array{h.PublicIP}
+	if h.MachineID != (pulumi.StringOutput{}) {
+		c.Triggers = append(c.Triggers, h.MachineID)
+	}
+	storage := args.PrometheusStorageGiB
+	if storage == 0 {
+		storage = 10
+	}
+
+	env := map[string]map[string]pulumi.StringInput{
+		"wait":    {"TIMEOUT": pulumi.String("600")},
+		"install": {"CHANNEL": pulumi.String(args.Channel), "PUBLIC_IP": h.PublicIP, "SSH_USER": pulumi.String(h.User)},
+		"addons": {
+			// Empty for target ssh without sshPrivateIp: the script finds
+			// the host's address itself.
+			"METALLB_ADDRESS":     h.PrivateIP,
+			"OBSERVABILITY":       pulumi.String(fmt.Sprint(args.Observability)),
+			"ALERTMANAGER_SECRET": pulumi.String(AlertmanagerSecret),
+			"PROMETHEUS_STORAGE":  pulumi.String(fmt.Sprintf("%dGi", storage)),
+		},
+		"kubeconfig": {"PUBLIC_IP": h.PublicIP},
+	}
 
 	var prev []pulumi.Resource = h.Ready
-	step := func(stepName, script string, env map[string]pulumi.StringInput, secret bool) (*remote.Command, error) {
-		keys := make([]string, 0, len(env))
-		for k := range env {
+	var kc *remote.Command
+	for _, s := range Steps {
+		vars := env[s.Name]
+		keys := make([]string, 0, len(vars))
+		for k := range vars {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		triggers := pulumi.Array{pulumi.String(microk8s.Hash(script))}
-		if h.MachineID != (pulumi.StringOutput{}) {
-			// A new machine behind the same address runs every step again.
-			triggers = append(triggers, h.MachineID)
-		}
+		triggers := pulumi.Array{pulumi.String(microk8s.Hash(s.Script))}
+		triggers = append(triggers, c.Triggers...)
 		parts := make([]any, 0, len(keys))
 		for _, k := range keys {
-			triggers = append(triggers, env[k])
-			parts = append(parts, env[k])
+			triggers = append(triggers, vars[k])
+			parts = append(parts, vars[k])
 		}
+		s := s
 		create := pulumi.All(parts...).ApplyT(func(vals []any) string {
-			var b strings.Builder
-			b.WriteString("sudo -n env")
+			m := map[string]string{}
 			for i, k := range keys {
-				fmt.Fprintf(&b, " %s=%s", k, shellQuote(fmt.Sprint(vals[i])))
+				m[k] = fmt.Sprint(vals[i])
 			}
-			b.WriteString(" bash -s")
-			return b.String()
+			return Command(m, s.Timeout, s.Waits)
 		}).(pulumi.StringOutput)
+		secret := s.Name == "kubeconfig"
 		logging := remote.LoggingStdoutAndStderr
 		ropts := []pulumi.ResourceOption{pulumi.Parent(c), pulumi.DependsOn(prev)}
 		if secret {
@@ -101,10 +201,10 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			logging = remote.LoggingStderr
 			ropts = append(ropts, pulumi.AdditionalSecretOutputs([]string{"stdout"}))
 		}
-		cmd, err := remote.NewCommand(ctx, name+"-"+stepName, &remote.CommandArgs{
-			Connection: conn,
+		cmd, err := remote.NewCommand(ctx, name+"-"+s.Name, &remote.CommandArgs{
+			Connection: c.Connection,
 			Create:     create,
-			Stdin:      pulumi.String(microk8s.Script(script)),
+			Stdin:      pulumi.String(microk8s.Script(s.Script)),
 			Triggers:   triggers,
 			Logging:    logging,
 		}, ropts...)
@@ -113,30 +213,26 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		}
 		prev = []pulumi.Resource{cmd}
 		c.Steps = append(c.Steps, cmd)
-		return cmd, nil
-	}
-
-	if _, err := step("wait", "wait-for-host.sh", map[string]pulumi.StringInput{"TIMEOUT": pulumi.String("600")}, false); err != nil {
-		return nil, err
-	}
-	if _, err := step("install", "install-microk8s.sh", map[string]pulumi.StringInput{
-		"CHANNEL": pulumi.String(args.Channel), "PUBLIC_IP": h.PublicIP, "SSH_USER": pulumi.String(h.User),
-	}, false); err != nil {
-		return nil, err
-	}
-	addons := h.PrivateIP.ApplyT(func(ip string) string { return Addons(ip, args.Observability) }).(pulumi.StringOutput)
-	if _, err := step("addons", "enable-addons.sh", map[string]pulumi.StringInput{"ADDONS": addons}, false); err != nil {
-		return nil, err
-	}
-	kc, err := step("kubeconfig", "kubeconfig.sh", map[string]pulumi.StringInput{"PUBLIC_IP": h.PublicIP}, true)
-	if err != nil {
-		return nil, err
+		switch s.Name {
+		case "install":
+			c.Installed = cmd
+		case "addons":
+			c.Addons = cmd
+		case "kubeconfig":
+			kc = cmd
+		}
 	}
 
 	c.Kubeconfig = pulumi.ToSecret(kc.Stdout).(pulumi.StringOutput)
 	c.APIURL = pulumi.Sprintf("https://%s:%d", h.PublicIP, network.APIPort)
+	var id pulumi.StringPtrInput
+	if args.ClusterIdentifier != "" {
+		id = pulumi.String(args.ClusterIdentifier)
+	}
+	var err error
 	c.Provider, err = kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
-		Kubeconfig: c.Kubeconfig,
+		Kubeconfig:        c.Kubeconfig,
+		ClusterIdentifier: id,
 	}, pulumi.Parent(c), pulumi.DependsOn([]pulumi.Resource{kc}))
 	if err != nil {
 		return nil, err

@@ -101,6 +101,16 @@ func Dashboards() []Dashboard {
 	}
 }
 
+// GrafanaSchemaVersion is the newest dashboard schema the addon's Grafana
+// (12.1.1, from kube-prometheus-stack 77.6.2's grafana chart 9.4.5,
+// grafana/helm-charts grafana-9.4.5 Chart.yaml appVersion) migrates to:
+// LATEST_VERSION = 41 in grafana/grafana
+// apps/dashboard/pkg/migration/schemaversion/migrations.go of the 12.1
+// line; 42 arrived after it. Its migrator fails a dashboard whose
+// schemaVersion it cannot reach ("schema version not migrated to target
+// version", apps/dashboard/pkg/migration/migrate.go).
+const GrafanaSchemaVersion = 41
+
 // Build renders d as Grafana dashboard JSON with the foundation SDK.
 func (d Dashboard) Build() ([]byte, error) {
 	ds := common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.ToPtr("${datasource}")}
@@ -138,5 +148,9 @@ func (d Dashboard) Build() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard %s: %w", d.UID, err)
 	}
+	// The SDK writes its own newest schema version (42 in v0.0.22), newer
+	// than the addon's Grafana knows; Grafana migrates older versions up,
+	// never newer ones down.
+	built.SchemaVersion = GrafanaSchemaVersion
 	return json.MarshalIndent(built, "", "  ")
 }

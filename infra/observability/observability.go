@@ -1,8 +1,24 @@
 // Package observability plugs the platform into MicroK8s' observability
 // addon (kube-prometheus-stack in namespace "observability"):
 // ServiceMonitors for the comments service and Kong, PrometheusRule alerts,
-// and Grafana dashboards built in Go with the Grafana foundation SDK and
-// shipped as ConfigMaps that Grafana's dashboard sidecar picks up.
+// Grafana dashboards built in Go with the Grafana foundation SDK and
+// shipped as ConfigMaps that Grafana's dashboard sidecar picks up, and the
+// Alertmanager configuration.
+//
+// Where alerts go: the addon's own Alertmanager configuration ends in a
+// 'null' receiver (kube-prometheus-stack 77.6.2 values.yaml), so alerts
+// fired and reached nobody. On a MicroK8s of ours the chart is installed
+// with alertmanagerSpec.useExistingSecret and configSecret naming a Secret
+// this package writes from stack config (alertEmails via an SMTP relay,
+// alertWebhookUrl; the password and the URL stay Pulumi secrets), routing
+// every alert except Watchdog and InfoInhibitor to that receiver.
+// Prometheus keeps its data on a hostpath volume on the VM's disk
+// (scripts/microk8s/enable-addons.sh), so a restart keeps the history; a
+// replaced VM starts empty.
+//
+// The dashboards declare schemaVersion GrafanaSchemaVersion: the addon of
+// MicroK8s 1.35 installs kube-prometheus-stack 77.6.2, whose grafana
+// dependency is chart 9.4.5, Grafana 12.1.1.
 package observability
 
 import (
@@ -46,6 +62,12 @@ func Targets() []Target {
 // Args configure observability.
 type Args struct {
 	DependsOn []pulumi.Resource // the namespaces and Services monitored
+	// Alerts, when set, is written as the Alertmanager configuration the
+	// addon reads (Secret AlertmanagerSecret in namespace observability):
+	// on a MicroK8s of ours every alert goes to this receiver.
+	Alerts *Receiver
+	// AlertmanagerSecret names that Secret (cluster.AlertmanagerSecret).
+	AlertmanagerSecret string
 }
 
 // Observability is the monitoring objects.
@@ -90,6 +112,12 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		map[string]any{"spec": map[string]any{"groups": []any{map[string]any{"name": "microk8s-platform", "rules": rules}}}},
 		p, deps); err != nil {
 		return nil, err
+	}
+
+	if args.Alerts != nil {
+		if _, err := alertmanagerSecret(ctx, name+"-alertmanager", args.AlertmanagerSecret, *args.Alerts, p); err != nil {
+			return nil, err
+		}
 	}
 
 	for _, d := range Dashboards() {
