@@ -2,6 +2,7 @@ package infra
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -153,7 +154,11 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 // workloads declares the Kubernetes layer, the same for every target.
 func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (*gateway.Gateway, error) {
 	onCluster := pulumi.Provider(provider)
-	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType}, onCluster)
+	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType, Policy: gateway.Policy{
+		Backends:    []gateway.Backend{{Namespace: app.Namespace, Pods: app.API.Selector(), Port: "http"}},
+		APIServer:   apiServer(cfg),
+		MetricsFrom: observability.Namespace,
+	}}, onCluster)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +179,23 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (
 		}
 	}
 	return g, nil
+}
+
+// apiServer is where Kong's controller reaches the Kubernetes API, as its
+// NetworkPolicy sees it. On a VM of ours MicroK8s' API server advertises the
+// VM's private address: inside the stack's subnet (aws, gcp), or the host's
+// private IP (ssh). An existing cluster's address is unknown here.
+func apiServer(cfg Config) []gateway.IPPorts {
+	switch cfg.Target {
+	case TargetAWS, TargetGCP:
+		return gateway.MicroK8sAPIServer(cfg.SubnetCidr)
+	case TargetSSH:
+		if ip, err := netip.ParseAddr(cfg.SSHPrivateIP); err == nil && ip.Is4() {
+			return gateway.MicroK8sAPIServer(ip.String() + "/32")
+		}
+		return gateway.MicroK8sAPIServer("0.0.0.0/0") // a host name: any address, API port only
+	}
+	return gateway.AnyAPIServer()
 }
 
 // proxyURL is Kong's address on an existing cluster: its load-balancer

@@ -82,7 +82,8 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	api.Version = args.Tag
 	var err error
 
-	a.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: API.Meta(Namespace, "")}, p)
+	// Both workloads meet Pod Security "restricted"; the API server refuses any pod here that does not.
+	a.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: kube.RestrictedNamespace(API.Meta(Namespace, ""))}, p)
 	if err != nil {
 		return nil, err
 	}

@@ -155,8 +155,10 @@ func TestLocalStackEndToEnd(t *testing.T) {
 	if err != nil || plugin.Object["plugin"] != "rate-limiting" {
 		t.Errorf("KongPlugin comments-rate-limit: %v %v", err, plugin)
 	}
-	if nps, err := kc.NetworkingV1().NetworkPolicies("comments").List(ctx, metav1.ListOptions{}); err != nil || len(nps.Items) != 3 {
-		t.Errorf("network policies: %v", err)
+	for ns, want := range map[string]int{"comments": 4, "kong": 4} {
+		if nps, err := kc.NetworkingV1().NetworkPolicies(ns).List(ctx, metav1.ListOptions{}); err != nil || len(nps.Items) != want {
+			t.Errorf("network policies in %s: %v, want %d", ns, err, want)
+		}
 	}
 
 	env := e2eEnv{Ctx: ctx, Stack: st, Rest: restCfg, Kube: kc, Dyn: dyn}
