@@ -43,3 +43,16 @@ func BenchmarkGET(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/comment/list/7", nil))
 	}
 }
+
+// The same POST through the store deadline (store.WithDeadline) that the
+// server puts around every store.
+func BenchmarkPOSTWithStoreDeadline(b *testing.B) {
+	h := New(store.WithDeadline(store.NewMemory(), 2e9), metrics.New(), slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))).Handler()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		body := fmt.Sprintf(`{"email":"w%d@example.com","comment":"comment %d","content_id":%d}`, i%32, i, i%1000)
+		req := httptest.NewRequest("POST", "/api/comment/new", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}

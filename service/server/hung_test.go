@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,4 +164,29 @@ func TestFrozenPostgresGets503AndRecovers(t *testing.T) {
 			}
 			thawed = true
 		})
+}
+
+// Headers are capped at MaxHeaderBytes (Go answers 431 past it, with its
+// 4096-byte slack); what Kong can forward (4 x 8 KiB) still fits.
+func TestHeaderCap(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.DrainDelay = 0
+	base := serveWith(t, store.NewMemory(), cfg)
+	for _, c := range []struct {
+		size int
+		want int
+	}{{32 << 10, 200}, {MaxHeaderBytes + 8<<10, 431}} {
+		req, _ := http.NewRequest("GET", base+"/healthz", nil)
+		for i := 0; i*4096 < c.size; i++ {
+			req.Header.Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("a", 4090))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d header bytes: %v", c.size, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%d header bytes: %d, want %d", c.size, resp.StatusCode, c.want)
+		}
+	}
 }

@@ -132,11 +132,10 @@ func Serve(ctx context.Context, ln net.Listener, s store.Store, cfg config.Confi
 type connTracker struct {
 	mu    sync.Mutex
 	state map[net.Conn]http.ConnState
-	quiet chan struct{} // closed (and replaced) on every change
 }
 
 func newConnTracker() *connTracker {
-	return &connTracker{state: map[net.Conn]http.ConnState{}, quiet: make(chan struct{})}
+	return &connTracker{state: map[net.Conn]http.ConnState{}}
 }
 
 func (t *connTracker) track(c net.Conn, st http.ConnState) {
@@ -148,13 +147,11 @@ func (t *connTracker) track(c net.Conn, st http.ConnState) {
 	default:
 		t.state[c] = st
 	}
-	close(t.quiet)
-	t.quiet = make(chan struct{})
 }
 
 // busy counts connections that are serving a request or may yet start
 // one on their own: new (accepted, nothing read yet) and active.
-func (t *connTracker) busy() (int, chan struct{}) {
+func (t *connTracker) busy() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
@@ -163,23 +160,18 @@ func (t *connTracker) busy() (int, chan struct{}) {
 			n++
 		}
 	}
-	return n, t.quiet
+	return n
 }
 
 // waitQuiet waits until no connection is busy, or until deadline; it
-// reports whether it got there.
+// reports whether it got there. It polls, as http.Server.Shutdown does,
+// so that serving pays nothing for it.
 func (t *connTracker) waitQuiet(deadline time.Time) bool {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	for {
-		n, changed := t.busy()
-		if n == 0 {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
+	for t.busy() > 0 {
+		if time.Now().After(deadline) {
 			return false
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"microk8s-platform/service/internal/load"
@@ -45,7 +46,16 @@ func main() {
 	workers := flag.Int("c", 32, "concurrent clients")
 	rounds := flag.Int("rounds", 3, "alternating bare/service rounds per scenario")
 	pg := flag.Bool("postgres", true, "also measure the service on PostgreSQL")
+	nStalled := flag.Int("stalled", 0, "instead: measure RSS with this many connections stalled mid-header")
+	stalledSize := flag.Int("stalled-bytes", 1<<20, "header bytes each stalled connection sends")
 	flag.Parse()
+	if *nStalled > 0 {
+		if err := stalled(*bin, *nStalled, *stalledSize); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *dur, *workers, max(1, *rounds), *pg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -154,21 +164,35 @@ func run(bin string, dur time.Duration, workers, rounds int, withPG bool) error 
 // addrEnv, if not empty, is a format for one more environment variable that
 // receives the port.
 func start(bin, addrEnv string, env ...string) (string, func(), error) {
+	base, stop, _, err := startPID(bin, append([]string{addrEnvVar(addrEnv)}, env...)...)
+	return base, stop, err
+}
+
+// addrEnvVar is a placeholder resolved by startPID once the port is known.
+func addrEnvVar(format string) string { return "\x00addr=" + format }
+
+// startPID is start that also returns the process id.
+func startPID(bin string, env ...string) (string, func(), int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port), "LOG_LEVEL=error", "DRAIN_DELAY=0s")
-	if addrEnv != "" {
-		cmd.Env = append(cmd.Env, fmt.Sprintf(addrEnv, port))
+	for _, e := range env {
+		if format, ok := strings.CutPrefix(e, "\x00addr="); ok {
+			if format != "" {
+				cmd.Env = append(cmd.Env, fmt.Sprintf(format, port))
+			}
+			continue
+		}
+		cmd.Env = append(cmd.Env, e)
 	}
-	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
@@ -176,11 +200,11 @@ func start(bin, addrEnv string, env ...string) (string, func(), error) {
 		if resp, err := http.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return base, stop, nil
+				return base, stop, cmd.Process.Pid, nil
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	stop()
-	return "", nil, fmt.Errorf("%s did not become ready in 30s", bin)
+	return "", nil, 0, fmt.Errorf("%s did not become ready in 30s", bin)
 }
