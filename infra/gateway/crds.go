@@ -1,93 +1,95 @@
 package gateway
 
 import (
-	"strings"
+	"embed"
+	"fmt"
+	"maps"
 
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	apiextv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions/v1"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"gopkg.in/yaml.v3"
 )
 
-// pluginSchema is the structural schema shared by KongPlugin and
-// KongClusterPlugin: the plugin's name and its free-form config are
-// top-level fields (these kinds have no spec).
-func pluginSchema(clusterScoped bool) *apiextv1.JSONSchemaPropsArgs {
-	obj := func(desc string) apiextv1.JSONSchemaPropsArgs {
-		return apiextv1.JSONSchemaPropsArgs{Type: pulumi.String("object"), Description: pulumi.String(desc), X_kubernetes_preserve_unknown_fields: pulumi.Bool(true)}
-	}
-	str := func(desc string) apiextv1.JSONSchemaPropsArgs {
-		return apiextv1.JSONSchemaPropsArgs{Type: pulumi.String("string"), Description: pulumi.String(desc)}
-	}
-	props := apiextv1.JSONSchemaPropsMap{
-		"apiVersion":    str("API version"),
-		"kind":          str("kind"),
-		"metadata":      apiextv1.JSONSchemaPropsArgs{Type: pulumi.String("object")},
-		"plugin":        str("name of the Kong plugin"),
-		"instance_name": str("name of this plugin instance in Kong"),
-		"config":        obj("the plugin's configuration"),
-		"configFrom":    obj("read the configuration from a Secret"),
-		"configPatches": apiextv1.JSONSchemaPropsArgs{Type: pulumi.String("array"), Items: obj("patch"), Description: pulumi.String("patches from Secrets")},
-		"disabled":      apiextv1.JSONSchemaPropsArgs{Type: pulumi.String("boolean")},
-		"protocols":     apiextv1.JSONSchemaPropsArgs{Type: pulumi.String("array"), Items: str("protocol")},
-		"ordering":      obj("plugin ordering"),
-		"status":        obj("controller status"),
-	}
-	if clusterScoped {
-		props["consumerRef"] = str("consumer the plugin applies to")
-	}
-	return &apiextv1.JSONSchemaPropsArgs{
-		Type:       pulumi.String("object"),
-		Required:   pulumi.StringArray{pulumi.String("plugin")},
-		Properties: props,
-	}
+// CRDSource is where the embedded CRDs come from, byte for byte: the
+// module KIC v3.4.4's go.mod requires (github.com/kong/kubernetes-configuration
+// v1.3.0, the same version its config/crd/kustomization.yaml installs),
+// directory config/crd/ingress-controller. crds/README.md says how to
+// refresh them.
+const CRDSource = "github.com/kong/kubernetes-configuration@v1.3.0/config/crd/ingress-controller"
+
+//go:embed crds/*.yaml
+var crdFiles embed.FS
+
+// CRD is one embedded upstream CustomResourceDefinition.
+type CRD struct {
+	File   string         // under crds/
+	Object map[string]any // the parsed manifest
 }
 
-// crds declares the configuration.konghq.com kinds the platform uses. The
-// controller turns off its watches for Kong kinds whose CRDs are absent, so
-// only these two are installed.
+// Name is the CRD's metadata.name (<plural>.<group>).
+func (c CRD) Name() string {
+	m, _ := c.Object["metadata"].(map[string]any)
+	s, _ := m["name"].(string)
+	return s
+}
+
+// LoadCRD parses crds/<file>, refusing anything but a single
+// apiextensions.k8s.io/v1 CustomResourceDefinition.
+func LoadCRD(file string) (CRD, error) {
+	b, err := crdFiles.ReadFile("crds/" + file)
+	if err != nil {
+		return CRD{}, err
+	}
+	var obj map[string]any
+	if err := yaml.Unmarshal(b, &obj); err != nil {
+		return CRD{}, fmt.Errorf("gateway: crds/%s: %w", file, err)
+	}
+	if obj["apiVersion"] != "apiextensions.k8s.io/v1" || obj["kind"] != "CustomResourceDefinition" {
+		return CRD{}, fmt.Errorf("gateway: crds/%s is a %v %v, not an apiextensions.k8s.io/v1 CustomResourceDefinition", file, obj["apiVersion"], obj["kind"])
+	}
+	delete(obj, "status")
+	c := CRD{File: file, Object: obj}
+	if c.Name() == "" {
+		return CRD{}, fmt.Errorf("gateway: crds/%s has no metadata.name", file)
+	}
+	return c, nil
+}
+
+// crds declares the upstream CRD of every controller that runs (see
+// Controllers): exactly those, so a controller switched on without its CRD,
+// or a CRD kept for a controller switched off, is visible here and in the
+// tests. The manifests go to the API server as they are, with our labels
+// added, the same way pulumi-kubernetes' own yaml package registers them.
 func (g *Gateway) crds(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) ([]pulumi.Resource, error) {
 	var out []pulumi.Resource
-	for _, k := range []struct {
-		kind, plural, short, scope string
-	}{
-		{"KongPlugin", "kongplugins", "kp", "Namespaced"},
-		{"KongClusterPlugin", "kongclusterplugins", "kcp", "Cluster"},
-	} {
-		crd, err := apiextv1.NewCustomResourceDefinition(ctx, name+"-"+k.plural, &apiextv1.CustomResourceDefinitionArgs{
-			Metadata: labelsOnly(k.plural+".configuration.konghq.com", g.comp.Labels()),
-			Spec: apiextv1.CustomResourceDefinitionSpecArgs{
-				Group: pulumi.String("configuration.konghq.com"),
-				Scope: pulumi.String(k.scope),
-				Names: apiextv1.CustomResourceDefinitionNamesArgs{
-					Kind:       pulumi.String(k.kind),
-					ListKind:   pulumi.String(k.kind + "List"),
-					Plural:     pulumi.String(k.plural),
-					Singular:   pulumi.String(strings.ToLower(k.kind)),
-					ShortNames: pulumi.StringArray{pulumi.String(k.short)},
-					Categories: pulumi.StringArray{pulumi.String("kong-ingress-controller")},
-				},
-				Versions: apiextv1.CustomResourceDefinitionVersionArray{apiextv1.CustomResourceDefinitionVersionArgs{
-					Name:         pulumi.String("v1"),
-					Served:       pulumi.Bool(true),
-					Storage:      pulumi.Bool(true),
-					Subresources: apiextv1.CustomResourceSubresourcesArgs{Status: pulumi.Map{}},
-					Schema: apiextv1.CustomResourceValidationArgs{
-						OpenAPIV3Schema: pluginSchema(k.scope == "Cluster"),
-					},
-					AdditionalPrinterColumns: apiextv1.CustomResourceColumnDefinitionArray{apiextv1.CustomResourceColumnDefinitionArgs{
-						Name: pulumi.String("Plugin-Type"), Type: pulumi.String("string"), JsonPath: pulumi.String(".plugin"),
-					}},
-				}},
-			},
-		}, opts...)
+	for _, c := range Controllers {
+		if !c.Runs() || c.CRDFile == "" {
+			continue
+		}
+		crd, err := LoadCRD(c.CRDFile)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, crd)
+		meta := crd.Object["metadata"].(map[string]any)
+		labels := map[string]any{}
+		if l, ok := meta["labels"].(map[string]any); ok {
+			maps.Copy(labels, l)
+		}
+		for k, v := range g.comp.Labels() {
+			labels[k] = string(v.(pulumi.String))
+		}
+		meta["labels"] = labels
+		// The resource names are those of the hand-written CRDs they
+		// replace ("<name>-<plural>"), so an existing stack updates them
+		// in place.
+		plural := crd.Object["spec"].(map[string]any)["names"].(map[string]any)["plural"].(string)
+		var res apiextv1.CustomResourceDefinition
+		if err := ctx.RegisterResource("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition", name+"-"+plural,
+			kubernetes.UntypedArgs(crd.Object), &res, opts...); err != nil {
+			return nil, err
+		}
+		out = append(out, &res)
 	}
 	return out, nil
-}
-
-func labelsOnly(name string, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
-	return &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels}
 }

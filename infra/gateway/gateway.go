@@ -1,9 +1,29 @@
 // Package gateway runs Kong as the platform's API gateway: the Kong proxy in
-// DB-less mode with the Kong Ingress Controller beside it in one pod, as
-// typed Kubernetes objects (no Helm, so a preview shows every object): the
-// CRDs it needs, least-privilege RBAC, the Deployment, a LoadBalancer proxy
-// Service (MetalLB hands it the VM's address), a status Service for
+// DB-less mode with the Kong Ingress Controller (KIC) beside it in one pod,
+// as typed Kubernetes objects (no Helm, so a preview shows every object):
+// the CRDs it needs, least-privilege RBAC, the Deployment, a LoadBalancer
+// proxy Service (MetalLB hands it the VM's address), a status Service for
 // metrics, the IngressClass "kong" and a global prometheus plugin.
+//
+// KIC starts only if every controller it runs can sync its cache: KIC 3.4
+// runs all its controllers unless told otherwise and does not skip a Kong
+// kind whose CRD is missing or whose objects it may not list and watch
+// cluster-wide — the controller times out and the pod crash-loops. So each
+// controller of the pinned KIC (Controllers, taken from its v3.4.4 source)
+// is either served — its CRD embedded byte for byte from the module KIC
+// v3.4.4 pins (CRDSource) and exactly the grants its RBAC markers declare —
+// or switched off by name (CONTROLLER_ENABLE_CONTROLLER_*=false, feature
+// gates set explicitly). We serve only what the platform uses (Ingress,
+// IngressClass, Service/EndpointSlice, Secret and ConfigMap, which always
+// run, KongPlugin, KongClusterPlugin): fewer CRDs to keep at KIC's version
+// and less for the ServiceAccount to read. The Gateway API controllers are
+// off too: they start whenever the cluster has the Gateway API CRDs, which
+// MicroK8s installs only with its gateway addon, and we would rather not
+// have a later addon start controllers this ServiceAccount cannot serve.
+//
+// The Deployment waits for the CRDs, the ClusterRole and its binding; the
+// proxy Service keeps client source addresses (externalTrafficPolicy
+// Local), so rate limiting by IP limits clients, not the node.
 package gateway
 
 import (
@@ -49,8 +69,6 @@ type Args struct {
 	// ServiceType of the proxy Service: LoadBalancer (MicroK8s with MetalLB)
 	// or NodePort (clusters without a load-balancer implementation).
 	ServiceType string
-	// Policy is what Kong's NetworkPolicies let through (netpol.go).
-	Policy Policy
 }
 
 // Gateway is Kong and its configuration objects.
@@ -77,8 +95,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	c := g.comp
 	var err error
 
-	// Kong's pod meets Pod Security "restricted"; the API server refuses any pod here that does not.
-	g.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: kube.RestrictedNamespace(c.Meta(Namespace, ""))}, p)
+	g.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: c.Meta(Namespace, "")}, p)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +109,8 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	if err != nil {
 		return nil, err
 	}
-	if err := g.rbac(ctx, name, p, inNS); err != nil {
+	grants, err := g.rbac(ctx, name, sa.Metadata.Name().Elem(), p, inNS)
+	if err != nil {
 		return nil, err
 	}
 
@@ -124,7 +142,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 				},
 			},
 		},
-	}, p, pulumi.DependsOn([]pulumi.Resource{g.Namespace, ic}))
+	}, p, pulumi.DependsOn(append(append([]pulumi.Resource{g.Namespace, ic, sa}, grants...), g.CRDs...)))
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +156,9 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		Spec: corev1.ServiceSpecArgs{
 			Type:     pulumi.String(serviceType),
 			Selector: c.Selector(),
+			// Kong sees the client's address, not the node's (SNAT'd)
+			// one. Traffic only reaches nodes running Kong: one VM here.
+			ExternalTrafficPolicy: pulumi.String("Local"),
 			Ports: corev1.ServicePortArray{
 				corev1.ServicePortArgs{Name: pulumi.String("http"), Port: pulumi.Int(80), TargetPort: pulumi.String("proxy"), Protocol: pulumi.String("TCP")},
 				corev1.ServicePortArgs{Name: pulumi.String("https"), Port: pulumi.Int(443), TargetPort: pulumi.String("proxy-tls"), Protocol: pulumi.String("TCP")},
@@ -159,10 +180,6 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			}},
 		},
 	}, p, inNS); err != nil {
-		return nil, err
-	}
-
-	if err := networkPolicies(ctx, name, args.Policy, p, inNS); err != nil {
 		return nil, err
 	}
 
@@ -231,16 +248,21 @@ func proxyContainer() corev1.ContainerArgs {
 }
 
 func controllerContainer() corev1.ContainerArgs {
-	env := envVars(map[string]string{
+	settings := map[string]string{
 		"CONTROLLER_KONG_ADMIN_URL": "https://127.0.0.1:8444",
 		// The admin API listens on the pod's loopback with Kong's
 		// self-signed certificate; nothing outside the pod reaches it.
 		"CONTROLLER_KONG_ADMIN_TLS_SKIP_VERIFY": "true",
 		"CONTROLLER_PUBLISH_SERVICE":            Namespace + "/" + ProxyService,
 		"CONTROLLER_INGRESS_CLASS":              IngressClass,
-		"CONTROLLER_ELECTION_ID":                "kong-ingress-controller-leader-kong",
-		"CONTROLLER_ANONYMOUS_REPORTS":          "false",
-	})
+		// Off: no data to Kong, and no reads of nodes and pods for it.
+		"CONTROLLER_ANONYMOUS_REPORTS": "false",
+	}
+	// The controllers we do not serve, switched off by name.
+	for k, v := range Env() {
+		settings[k] = v
+	}
+	env := envVars(settings)
 	for _, f := range []struct{ name, path string }{{"POD_NAME", "metadata.name"}, {"POD_NAMESPACE", "metadata.namespace"}} {
 		env = append(env, corev1.EnvVarArgs{Name: pulumi.String(f.name), ValueFrom: &corev1.EnvVarSourceArgs{
 			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String(f.path)},
