@@ -10,9 +10,16 @@
 // command runs, forwards SIGINT/SIGTERM to the command, releases the lock
 // when it ends, records a history item, and exits with the command's code.
 // A live lock held by someone else fails fast (exit 75) naming the holder.
-// An expired lease is taken over with a warning, and since the dead run
-// also left Pulumi's own lock file in the bucket, `pulumi cancel --yes` for
-// the stack clears that before the command runs.
+//
+// No command outlives its lock: it runs in a process group led by a reaper
+// that kills the group when stacklock ends or dies (reap_unix.go), and a
+// holder that cannot renew stops its command before its lease ends. So an
+// expired lease is taken over only when the previous run is certainly over
+// (its processes gone, on the same machine; its holder fenced, elsewhere);
+// then, since the dead run also left Pulumi's own lock file in the bucket,
+// `pulumi cancel --yes` for the stack clears that before the command runs.
+// When it cannot tell, nothing is taken or cleared, and the message says
+// what was found and how to resolve it (exit 75).
 //
 // AWS access uses the SDK's default configuration: AWS_REGION,
 // AWS_PROFILE, AWS_ENDPOINT_URL (emulators), OIDC web identity in CI.

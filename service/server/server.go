@@ -57,8 +57,9 @@ const (
 //     resetting them (drainingListener).
 //  3. Every connection that has started or may still start a request is
 //     waited for, up to cfg.ShutdownTimeout: each ends after its answer.
-//     Only then http.Server.Shutdown runs, which closes what is idle: since
-//     Go 1.2x a request read after Shutdown began is dropped unanswered
+//     Only then http.Server.Shutdown runs, which closes what is idle: in
+//     go1.26 (the toolchain we build with) a request read after Shutdown
+//     began is dropped unanswered
 //     (net/http conn.serve: "if c.server.shuttingDown() { return }" right
 //     after readRequest), so Shutdown must not begin while one may arrive.
 //  4. The store closes.
