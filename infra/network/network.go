@@ -1,7 +1,14 @@
 // Package network declares the platform's network on AWS and GCP: one VPC
 // (or custom-mode network) with one /24 subnet, and the firewall policy
 // shared by both clouds: SSH (22) and the Kubernetes API (16443) only from
-// the admin CIDRs, HTTP and HTTPS (Kong) from anywhere, all egress.
+// the admin CIDRs, HTTP and HTTPS (Kong) from anywhere, all egress. Admin
+// CIDRs may be IPv4 or IPv6; each family gets rules of its own (AWS
+// cidrIpv4/cidrIpv6, a GCP firewall rule per family, since GCP rules cannot
+// mix them). The VM itself has an IPv4 address only.
+//
+// On AWS the subnet goes to a zone that needs no opt-in and offers the
+// VM's instance type (ZoneFor), and Internet lists what a connection from
+// outside must wait for: the gateway and the route-table association.
 //
 // Every rule is its own resource (AWS security-group rules, GCP firewall
 // resources) rather than inline in the group: a rule someone adds outside
