@@ -136,7 +136,7 @@ func runStack(t *testing.T, stack string) (*mt.Mocks, *Outputs) {
 	t.Helper()
 	c := mt.StackFile(t, stack)
 	if stack == "local" {
-		return run(t, stack, c.Secret(map[string]string{"dbPassword": dbPass}))
+		return run(t, stack, localStack(t))
 	}
 	return run(t, stack, userKeys(c))
 }
@@ -272,8 +272,8 @@ func TestCommentsDeploymentFollowsTheStack(t *testing.T) {
 			}
 			cfg := mt.StackFile(t, stack).Values
 			c := containers(d)[0]
-			if want := cfg["microk8s-platform:appImage"] + ":" + cfg["microk8s-platform:appTag"]; mt.Str(c, "image") != want {
-				t.Errorf("image %s, want %s from the stack file", mt.Str(c, "image"), want)
+			if want := wantAppImage(t, cfg); mt.Str(c, "image") != want {
+				t.Errorf("image %s, want %s (built from service/, by digest)", mt.Str(c, "image"), want)
 			}
 			if mt.Str(c, "livenessProbe.httpGet.path") != "/healthz" || mt.Str(c, "readinessProbe.httpGet.path") != "/readyz" {
 				t.Errorf("probes: liveness %s readiness %s", mt.Str(c, "livenessProbe.httpGet.path"), mt.Str(c, "readinessProbe.httpGet.path"))

@@ -48,8 +48,21 @@ var (
 
 // Args configure the application.
 type Args struct {
-	Image              string // repository, without tag
-	Tag                string
+	// Image is the service's image reference: repository@sha256:... for the
+	// image built from service/ (infra/image), repository:tag for appImage.
+	Image string
+	// Version labels the objects (app.kubernetes.io/version): the tag, or
+	// the digest's first 12 hex digits.
+	Version string
+	// PullPolicy is Never for an image side-loaded onto the node, else
+	// IfNotPresent.
+	PullPolicy string
+	// PullSecret is a .dockerconfigjson (secret) for a private registry;
+	// nil when the registry is public or nothing is pulled.
+	PullSecret *pulumi.StringOutput
+	// ImageReady is what must finish before pods can start: the import of a
+	// side-loaded image.
+	ImageReady         []pulumi.Resource
 	Replicas           int
 	RateLimitPerMinute int
 	DBPassword         pulumi.StringOutput // secret
@@ -79,7 +92,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	}
 	p := pulumi.Parent(a)
 	api := API
-	api.Version = args.Tag
+	api.Version = args.Version
 	var err error
 
 	// Both workloads meet Pod Security "restricted"; the API server refuses any pod here that does not.
@@ -117,7 +130,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	if a.Database, err = database(ctx, name, args, secret, p, inNS); err != nil {
 		return nil, err
 	}
-	if a.Deployment, err = deployment(ctx, name, args, api, secret, p, pulumi.DependsOn([]pulumi.Resource{a.Namespace, a.Database})); err != nil {
+	if a.Deployment, err = deployment(ctx, name, args, api, secret, p, pulumi.DependsOn(append([]pulumi.Resource{a.Namespace, a.Database}, args.ImageReady...))); err != nil {
 		return nil, err
 	}
 	a.Service, err = corev1.NewService(ctx, name, &corev1.ServiceArgs{
@@ -190,6 +203,10 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 }
 
 func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component, secret *corev1.Secret, opts ...pulumi.ResourceOption) (*appsv1.Deployment, error) {
+	pullSecrets, err := imagePullSecrets(ctx, name, args, opts...)
+	if err != nil {
+		return nil, err
+	}
 	return appsv1.NewDeployment(ctx, name, &appsv1.DeploymentArgs{
 		Metadata: api.Meta(ServiceName, Namespace),
 		Spec: appsv1.DeploymentSpecArgs{
@@ -206,12 +223,13 @@ func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component,
 				Metadata: &metav1.ObjectMetaArgs{Labels: api.Labels()},
 				Spec: corev1.PodSpecArgs{
 					AutomountServiceAccountToken:  pulumi.Bool(false),
+					ImagePullSecrets:              pullSecrets,
 					SecurityContext:               kube.RestrictedPod(serviceUID),
 					TerminationGracePeriodSeconds: pulumi.Int(30), // > DRAIN_DELAY + SHUTDOWN_TIMEOUT
 					Containers: corev1.ContainerArray{corev1.ContainerArgs{
 						Name:            pulumi.String("comments"),
-						Image:           pulumi.String(args.Image + ":" + args.Tag),
-						ImagePullPolicy: pulumi.String("IfNotPresent"),
+						Image:           pulumi.String(args.Image),
+						ImagePullPolicy: pulumi.String(args.PullPolicy),
 						Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{
 							Name: pulumi.String("http"), ContainerPort: pulumi.Int(HTTPPort), Protocol: pulumi.String("TCP"),
 						}},
