@@ -27,7 +27,8 @@ type runningCommand struct {
 // startHolding starts `stacklock run` until one gets the lock and its
 // command starts (attempts that find the lock held exit 75 and are
 // retried). The command notes its start time and pid, then waits on a
-// grandchild, as pulumi waits on its plugins.
+// grandchild, as pulumi waits on its plugins. On failure it reports with
+// t.Errorf (it may run in its own goroutine) and returns nil.
 func startHolding(t *testing.T, l *Lock, dir, pulumi string, n int) *runningCommand {
 	t.Helper()
 	note := filepath.Join(dir, fmt.Sprintf("started-%d", n))
@@ -44,14 +45,16 @@ func startHolding(t *testing.T, l *Lock, dir, pulumi string, n int) *runningComm
 				pid, _ := strconv.Atoi(f[1])
 				pgid, err := syscall.Getpgid(pid)
 				if err != nil {
-					t.Fatalf("run %d: the command (pid %d) is gone already: %v\n%s", n, pid, err, out)
+					t.Errorf("run %d: the command (pid %d) is gone already: %v\n%s", n, pid, err, out)
+					return nil
 				}
 				return &runningCommand{cmd: cmd, out: out, start: time.Unix(0, ns), pgid: pgid}
 			}
 			select {
 			case code := <-exited:
 				if code != exitHeld {
-					t.Fatalf("run %d: stacklock exited %d:\n%s", n, code, out)
+					t.Errorf("run %d: stacklock exited %d:\n%s", n, code, out)
+					return nil
 				}
 			case <-time.After(10 * time.Millisecond):
 				continue
@@ -60,7 +63,7 @@ func startHolding(t *testing.T, l *Lock, dir, pulumi string, n int) *runningComm
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("run %d never got the lock", n)
+	t.Errorf("run %d never got the lock", n)
 	return nil
 }
 
@@ -78,6 +81,9 @@ func TestKilledHolderTakesItsCommandAndRunsNeverOverlap(t *testing.T) {
 
 	const runs = 3
 	cur := startHolding(t, l, dir, pulumi, 0)
+	if cur == nil {
+		t.FailNow()
+	}
 	for i := range runs {
 		// Watch the holder's process group from now until it is empty.
 		var lastAlive atomic.Int64
@@ -116,6 +122,9 @@ func TestKilledHolderTakesItsCommandAndRunsNeverOverlap(t *testing.T) {
 			break
 		}
 		n := <-next
+		if n == nil {
+			t.FailNow()
+		}
 		if end := time.Unix(0, lastAlive.Load()); !n.start.After(end) {
 			t.Fatalf("run %d started at %s while run %d's command was still alive at %s", i+1, n.start.Format(time.StampMicro), i, end.Format(time.StampMicro))
 		}
