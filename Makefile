@@ -167,7 +167,7 @@ access-close: ## Close what access-open opened
 	$(GO) run ./scripts/access close --stack $(STACK)
 
 .PHONY: bench
-bench: ## Benchmark the service over loopback: POST/GET x memory/PostgreSQL (req/s, p50, p99)
+bench: ## Benchmark the service over loopback against a bare net/http handler run alongside: POST/GET ratio service/bare, then PostgreSQL (req/s, p50, p99)
 	cd service && $(GO) build -o bin/comments ./cmd/comments && \
 	  $(GO) run ./cmd/bench -bin bin/comments -duration $(BENCH_TIME) -c $(BENCH_CONC)
 
