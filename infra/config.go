@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -60,11 +61,11 @@ type Config struct {
 	SSHPublicKey  string              // sshPublicKey: the OpenSSH public key installed on the VM (aws, gcp)
 	SSHPrivateKey pulumi.StringOutput // sshPrivateKey (secret): its private half, for the remote commands
 	SSHHost       string              // sshHost (ssh): the host's reachable address
-	SSHPrivateIP  string              // sshPrivateIp (ssh): the host's own address for MetalLB, default sshHost
+	SSHPrivateIP  string              // sshPrivateIp (ssh): the host's own IPv4 address for MetalLB; default: the address of the host's default route, found on the host
 	hasPrivateKey bool
 
 	// MicroK8s
-	MicroK8sChannel string // microk8sChannel, default 1.32/stable
+	MicroK8sChannel string // microk8sChannel: a classic <major>.<minor>/<risk> snap channel, default 1.35/stable (see DefaultChannel)
 
 	// Existing cluster (kubeconfig)
 	Kubeconfig  string // kubeconfig: path to a kubeconfig file; default ~/.kube/config (the provider's default)
@@ -72,18 +73,26 @@ type Config struct {
 
 	// Kubernetes layer
 	GatewayServiceType string              // gatewayServiceType: LoadBalancer (MetalLB on MicroK8s) or NodePort; default LoadBalancer
-	AppImage           string              // appImage: a published image to run instead of building service/ (appimage.go); default none
-	AppTag             string              // appTag: its tag, required with appImage, never "latest"
-	ImageRepository    string              // imageRepository: push the built image there and pull it from there (target kubeconfig)
-	ImagePullSecret    pulumi.StringOutput // imagePullSecret (secret): .dockerconfigjson for a private registry
-	HostArch           string              // hostArch: amd64 or arm64, the host's (ssh) or nodes' (kubeconfig) architecture; default amd64
-	hasPullSecret      bool
+	AppImage           string              // appImage, default ghcr.io/microk8s-platform/comments
+	AppTag             string              // appTag: never "latest", default 0.1.0
 	AppReplicas        int                 // appReplicas, default 1
 	RateLimitPerMinute int                 // rateLimitPerMinute: Kong's limit per client IP, default 120
 	DBStorageGiB       int                 // dbStorageGiB, default 5
 	DBPassword         pulumi.StringOutput // dbPassword (secret, required)
 	Observability      bool                // observability: ServiceMonitors, alert rules and dashboards; default true except for kubeconfig
 	hasDBPassword      bool
+
+	// Alerts (observability on a MicroK8s of ours): where the addon's
+	// Alertmanager sends them. At least one receiver is required.
+	AlertEmails          []string            // alertEmails: recipients; needs alertSmtpHost and alertSmtpFrom
+	AlertSMTPHost        string              // alertSmtpHost: the mail relay, host:port (e.g. email-smtp.us-east-1.amazonaws.com:587)
+	AlertSMTPFrom        string              // alertSmtpFrom: the sender address
+	AlertSMTPUsername    string              // alertSmtpUsername: optional
+	AlertSMTPPassword    pulumi.StringOutput // alertSmtpPassword (secret): optional
+	AlertWebhookURL      pulumi.StringOutput // alertWebhookUrl (secret): an Alertmanager webhook receiver (http or https)
+	PrometheusStorageGiB int                 // prometheusStorageGiB: Prometheus' volume on the host's disk, default 10
+	hasSMTPPassword      bool
+	alertWebhook         string // its value, for Validate only
 
 	// Budget (aws)
 	BudgetMonthlyUSD float64  // budgetMonthlyUsd, default 15
@@ -93,22 +102,24 @@ type Config struct {
 // Defaults are the values of unset keys.
 func Defaults() Config {
 	return Config{
-		VpcCidr:            "10.0.0.0/16",
-		SubnetCidr:         "10.0.1.0/24",
-		InstanceType:       "t3.large",
-		GcpRegion:          "us-central1",
-		MachineType:        "e2-standard-2",
-		RootVolumeGiB:      30,
-		UbuntuRelease:      "24.04",
-		SSHUser:            "ubuntu",
-		SSHPort:            22,
-		MicroK8sChannel:    "1.32/stable",
-		GatewayServiceType: "LoadBalancer",
-		HostArch:           "amd64",
-		AppReplicas:        1,
-		RateLimitPerMinute: 120,
-		DBStorageGiB:       5,
-		BudgetMonthlyUSD:   15,
+		VpcCidr:              "10.0.0.0/16",
+		SubnetCidr:           "10.0.1.0/24",
+		InstanceType:         "t3.large",
+		GcpRegion:            "us-central1",
+		MachineType:          "e2-standard-2",
+		RootVolumeGiB:        30,
+		UbuntuRelease:        "24.04",
+		SSHUser:              "ubuntu",
+		SSHPort:              22,
+		MicroK8sChannel:      DefaultChannel,
+		GatewayServiceType:   "LoadBalancer",
+		AppImage:             "ghcr.io/microk8s-platform/comments",
+		AppTag:               "0.1.0",
+		AppReplicas:          1,
+		RateLimitPerMinute:   120,
+		DBStorageGiB:         5,
+		PrometheusStorageGiB: 10,
+		BudgetMonthlyUSD:     15,
 	}
 }
 
@@ -156,11 +167,24 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	str("kubeconfig", &c.Kubeconfig)
 	str("kubeContext", &c.KubeContext)
 	str("gatewayServiceType", &c.GatewayServiceType)
-	loadImageKeys(p, &c)
+	str("appImage", &c.AppImage)
+	str("appTag", &c.AppTag)
 	num("appReplicas", &c.AppReplicas)
 	num("rateLimitPerMinute", &c.RateLimitPerMinute)
 	num("dbStorageGiB", &c.DBStorageGiB)
 	list("budgetEmails", &c.BudgetEmails)
+	list("alertEmails", &c.AlertEmails)
+	str("alertSmtpHost", &c.AlertSMTPHost)
+	str("alertSmtpFrom", &c.AlertSMTPFrom)
+	str("alertSmtpUsername", &c.AlertSMTPUsername)
+	num("prometheusStorageGiB", &c.PrometheusStorageGiB)
+	if v, err := p.TrySecret("alertSmtpPassword"); err == nil {
+		c.AlertSMTPPassword, c.hasSMTPPassword = v, true
+	}
+	if v, err := p.TrySecret("alertWebhookUrl"); err == nil {
+		c.AlertWebhookURL = v
+		c.alertWebhook = strings.TrimSpace(p.Get("alertWebhookUrl"))
+	}
 	add(parse(p, "budgetMonthlyUsd", &c.BudgetMonthlyUSD, p.TryFloat64, "a number"))
 
 	var spot bool
@@ -169,9 +193,6 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	c.Observability = c.Target != TargetKubeconfig
 	boolean("observability", &c.Observability)
 
-	if c.SSHPrivateIP == "" {
-		c.SSHPrivateIP = c.SSHHost
-	}
 	if v, err := p.TrySecret("sshPrivateKey"); err == nil {
 		c.SSHPrivateKey, c.hasPrivateKey = v, true
 	}
@@ -210,7 +231,7 @@ func parse[T any](p *config.Config, key string, dst *T, try func(string) (T, err
 }
 
 var (
-	channelRe   = regexp.MustCompile(`^[0-9]+\.[0-9]+(-strict)?/(stable|candidate|beta|edge)$`)
+	channelRe   = regexp.MustCompile(`^([0-9]+)\.([0-9]+)(-strict)?/(stable|candidate|beta|edge)$`)
 	sshKeyRe    = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`)
 	imageRe     = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$`)
 	tagRe       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
@@ -313,8 +334,8 @@ func (c Config) Validate() error {
 		if !validHost(c.SSHHost) {
 			bad("sshHost", c.SSHHost, "required for target ssh: the host's IP address or DNS name")
 		}
-		if ip := net.ParseIP(c.SSHPrivateIP); ip == nil || ip.To4() == nil {
-			bad("sshPrivateIp", c.SSHPrivateIP, "want the host's own IPv4 address (MetalLB hands it to Kong); it defaults to sshHost only when that is an IPv4 address")
+		if ip := net.ParseIP(c.SSHPrivateIP); c.SSHPrivateIP != "" && (ip == nil || ip.To4() == nil) {
+			bad("sshPrivateIp", c.SSHPrivateIP, "want the host's own IPv4 address (MetalLB hands it to Kong), or leave it unset to use the address of the host's default route")
 		}
 	case TargetKubeconfig:
 		if c.Kubeconfig != "" && strings.ContainsAny(c.Kubeconfig, "\n") {
@@ -331,8 +352,8 @@ func (c Config) Validate() error {
 		if c.SSHPort < 1 || c.SSHPort > 65535 {
 			bad("sshPort", c.SSHPort, "want 1-65535")
 		}
-		if !channelRe.MatchString(c.MicroK8sChannel) {
-			bad("microk8sChannel", c.MicroK8sChannel, "want a snap channel <major>.<minor>[-strict]/<risk>, such as 1.32/stable")
+		if err := checkChannel(c.MicroK8sChannel); err != nil {
+			bad("microk8sChannel", c.MicroK8sChannel, "%v", err)
 		}
 	}
 
@@ -341,7 +362,12 @@ func (c Config) Validate() error {
 	} else if c.NeedsSSH() && c.GatewayServiceType != "LoadBalancer" {
 		bad("gatewayServiceType", c.GatewayServiceType, "want LoadBalancer on target %s: MetalLB gives Kong the VM's address", c.Target)
 	}
-	c.validateImage(bad)
+	if !imageRe.MatchString(c.AppImage) {
+		bad("appImage", c.AppImage, "want an image repository without a tag, such as ghcr.io/org/comments")
+	}
+	if c.AppTag == "latest" || !tagRe.MatchString(c.AppTag) {
+		bad("appTag", c.AppTag, "want a pinned image tag such as 0.1.0 or a commit sha (never latest)")
+	}
 	if c.AppReplicas < 1 || c.AppReplicas > 20 {
 		bad("appReplicas", c.AppReplicas, "want 1 to 20")
 	}
@@ -350,6 +376,9 @@ func (c Config) Validate() error {
 	}
 	if c.DBStorageGiB < 1 || c.DBStorageGiB > 500 {
 		bad("dbStorageGiB", c.DBStorageGiB, "want 1 to 500")
+	}
+	if c.NeedsSSH() && c.Observability {
+		errs = append(errs, c.validateAlerts()...)
 	}
 	if !c.hasDBPassword {
 		bad("dbPassword", nil, "required; set it with: pulumi config set --secret dbPassword \"$(openssl rand -base64 24)\"")
@@ -381,4 +410,67 @@ func short(s string) string {
 		return s[:37] + "..."
 	}
 	return s
+}
+
+// DefaultChannel is the MicroK8s snap channel of a new stack: 1.35, whose
+// observability addon installs kube-prometheus-stack 77.6.2
+// (canonical/microk8s-core-addons branch 1.35, addons/observability/enable);
+// 1.32's is past upstream support.
+const DefaultChannel = "1.35/stable"
+
+// checkChannel accepts classic channels <major>.<minor>/<risk>. A -strict
+// channel installs the strictly confined snap, which the install scripts do
+// not handle: its users join the group snap_microk8s, not microk8s, and it
+// confines the paths the scripts edit (canonical/microk8s branch
+// 1.35-strict, snap/snapcraft.yaml "confinement: strict").
+//
+// Moves between channels are checked on the host, against the version that
+// is installed there (scripts/microk8s/install-microk8s.sh): a downgrade, or
+// a jump over a minor version, is refused before anything changes.
+func checkChannel(ch string) error {
+	m := channelRe.FindStringSubmatch(ch)
+	switch {
+	case m == nil:
+		return fmt.Errorf("want a snap channel <major>.<minor>/<risk>, such as %s", DefaultChannel)
+	case m[3] != "":
+		return fmt.Errorf("is a strictly confined channel (group snap_microk8s, confined paths), which the install scripts do not support; want the classic %s.%s/%s", m[1], m[2], m[4])
+	}
+	return nil
+}
+
+// validateAlerts checks the alert receivers: at least one, each complete.
+func (c Config) validateAlerts() []error {
+	var errs []error
+	bad := func(key string, value any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, describe(value, fmt.Sprintf(format, args...))))
+	}
+	if len(c.AlertEmails) == 0 && c.alertWebhook == "" {
+		bad("alertEmails", nil, "alerts would reach nobody: set alertEmails (with alertSmtpHost and alertSmtpFrom) and/or alertWebhookUrl (pulumi config set --secret alertWebhookUrl https://...), or observability false")
+	}
+	for i, e := range c.AlertEmails {
+		if a, err := mail.ParseAddress(e); err != nil || a.Address != e {
+			bad(fmt.Sprintf("alertEmails[%d]", i), e, "want an e-mail address such as ops@example.com")
+		}
+	}
+	if len(c.AlertEmails) > 0 {
+		if host, port, err := net.SplitHostPort(c.AlertSMTPHost); err != nil || !validHost(host) || port == "" {
+			bad("alertSmtpHost", c.AlertSMTPHost, "want the mail relay as host:port, such as email-smtp.us-east-1.amazonaws.com:587")
+		}
+		if a, err := mail.ParseAddress(c.AlertSMTPFrom); err != nil || a.Address != c.AlertSMTPFrom {
+			bad("alertSmtpFrom", c.AlertSMTPFrom, "want the sender's e-mail address, such as alerts@example.com")
+		}
+		if c.AlertSMTPUsername != "" && !c.hasSMTPPassword {
+			bad("alertSmtpPassword", nil, "required with alertSmtpUsername; set it with: pulumi config set --secret alertSmtpPassword")
+		}
+	}
+	if c.alertWebhook != "" {
+		if u, err := url.Parse(c.alertWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// The value is a secret: name the key, not the value.
+			bad("alertWebhookUrl", "(secret)", "is not an http(s) URL")
+		}
+	}
+	if c.PrometheusStorageGiB < 1 || c.PrometheusStorageGiB > 500 {
+		bad("prometheusStorageGiB", c.PrometheusStorageGiB, "want 1 to 500")
+	}
+	return errs
 }

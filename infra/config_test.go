@@ -27,12 +27,20 @@ func TestInvalidConfigsDeclareNothing(t *testing.T) {
 		{"admin missing", map[string]string{"adminCidrs": ""}, []string{`adminCidrs: not set; required for target aws`}},
 		{"admin not a list", map[string]string{"adminCidrs": `203.0.113.7/32`}, []string{`adminCidrs: "203.0.113.7/32" is not a list of strings`}},
 		{"no public key", map[string]string{"sshPublicKey": ""}, []string{`sshPublicKey: "" want an OpenSSH public key line`}},
-		{"bad channel", map[string]string{"microk8sChannel": "latest"}, []string{`microk8sChannel: "latest" want a snap channel <major>.<minor>[-strict]/<risk>`}},
+		{"bad channel", map[string]string{"microk8sChannel": "latest"}, []string{`microk8sChannel: "latest" want a snap channel <major>.<minor>/<risk>, such as 1.35/stable`}},
+		// canonical/microk8s branch 1.35-strict snap/snapcraft.yaml: "confinement: strict", group snap_microk8s.
+		{"strict channel", map[string]string{"microk8sChannel": "1.35-strict/stable"}, []string{`microk8sChannel: "1.35-strict/stable" is a strictly confined channel (group snap_microk8s, confined paths), which the install scripts do not support; want the classic 1.35/stable`}},
+		{"no alert receiver", map[string]string{"alertWebhookUrl": ""}, []string{`alertEmails: not set; alerts would reach nobody: set alertEmails (with alertSmtpHost and alertSmtpFrom) and/or alertWebhookUrl`}},
+		{"webhook not a URL", map[string]string{"alertWebhookUrl": "hooks.example.com/x"}, []string{`alertWebhookUrl: "(secret)" is not an http(s) URL`}},
+		{"email without relay", map[string]string{"alertEmails": `["ops@example.com"]`}, []string{`alertSmtpHost: "" want the mail relay as host:port`, `alertSmtpFrom: "" want the sender's e-mail address`}},
+		{"bad alert email", map[string]string{"alertEmails": `["ops"]`, "alertSmtpHost": "smtp.example.com:587", "alertSmtpFrom": "alerts@example.com"}, []string{`alertEmails[0]: "ops" want an e-mail address`}},
+		{"smtp user without password", map[string]string{"alertEmails": `["ops@example.com"]`, "alertSmtpHost": "smtp.example.com:587", "alertSmtpFrom": "alerts@example.com", "alertSmtpUsername": "AKIA"}, []string{`alertSmtpPassword: not set; required with alertSmtpUsername`}},
+		{"prometheus volume too small", map[string]string{"prometheusStorageGiB": "0"}, []string{`prometheusStorageGiB: 0 want 1 to 500`}},
 		{"zero replicas", map[string]string{"appReplicas": "0"}, []string{`appReplicas: 0 want 1 to 20`}},
 		{"replicas not a number", map[string]string{"appReplicas": "two"}, []string{`appReplicas: "two" is not a whole number`}},
 		{"spot not a bool", map[string]string{"spot": "sometimes"}, []string{`spot: "sometimes" is not true or false`}},
 		{"budget not a number", map[string]string{"budgetMonthlyUsd": "lots"}, []string{`budgetMonthlyUsd: "lots" is not a number`}},
-		{"latest tag", map[string]string{"appImage": "ghcr.io/acme/comments", "appTag": "latest"}, []string{`appTag: "latest" want a pinned image tag`}},
+		{"latest tag", map[string]string{"appTag": "latest"}, []string{`appTag: "latest" want a pinned image tag`}},
 		{"image with tag", map[string]string{"appImage": "ghcr.io/acme/comments:1.0"}, []string{`appImage: "ghcr.io/acme/comments:1.0" want an image repository without a tag`}},
 		{"bad budget email", map[string]string{"budgetEmails": `["ops@example.com","not-an-address"]`}, []string{`budgetEmails[1]: "not-an-address" want an e-mail address`}},
 		{"budget not positive", map[string]string{"budgetMonthlyUsd": "0"}, []string{`budgetMonthlyUsd: 0 want a positive amount`}},
@@ -42,7 +50,7 @@ func TestInvalidConfigsDeclareNothing(t *testing.T) {
 		{"nodeport on a VM", map[string]string{"gatewayServiceType": "NodePort"}, []string{`gatewayServiceType: "NodePort" want LoadBalancer on target aws`}},
 		{"gcp without project", map[string]string{"target": "gcp"}, []string{`gcp:project: not set; required for target gcp`}},
 		{"ssh without host", map[string]string{"target": "ssh"}, []string{`sshHost: "" required for target ssh`}},
-		{"ssh private ip from a name", map[string]string{"target": "ssh", "sshHost": "vm.example.com"}, []string{`sshPrivateIp: "vm.example.com" want the host's own IPv4 address`}},
+		{"ssh private ip not an address", map[string]string{"target": "ssh", "sshHost": "vm.example.com", "sshPrivateIp": "vm.internal"}, []string{`sshPrivateIp: "vm.internal" want the host's own IPv4 address`}},
 		{"several at once", map[string]string{"subnetCidr": "10.0.0.0/20", "appReplicas": "0", "microk8sChannel": "x"}, []string{"subnetCidr:", "appReplicas:", "microk8sChannel:"}},
 	}
 	for _, c := range cases {
@@ -88,7 +96,7 @@ func TestCommittedStackFilesAreValidOnceUserKeysAreSet(t *testing.T) {
 		if stack != "local" {
 			c = userKeys(c)
 		} else {
-			c = localStack(t)
+			c = c.Secret(map[string]string{"dbPassword": dbPass})
 		}
 		if _, err := mt.Run(t, stack, c, Run); err != nil {
 			t.Errorf("stack %s: %v", stack, err)
@@ -98,7 +106,27 @@ func TestCommittedStackFilesAreValidOnceUserKeysAreSet(t *testing.T) {
 
 func TestDefaultsAreDocumentedValues(t *testing.T) {
 	d := Defaults()
-	if d.SubnetCidr != "10.0.1.0/24" || d.VpcCidr != "10.0.0.0/16" || d.MicroK8sChannel != "1.32/stable" || d.AppReplicas != 1 || d.BudgetMonthlyUSD != 15 || d.AppTag == "latest" {
+	if d.SubnetCidr != "10.0.1.0/24" || d.VpcCidr != "10.0.0.0/16" || d.MicroK8sChannel != "1.35/stable" || d.AppReplicas != 1 || d.BudgetMonthlyUSD != 15 || d.AppTag == "latest" {
 		t.Fatalf("defaults changed: %+v", d)
+	}
+}
+
+// A DNS name as sshHost is valid on its own: MetalLB's address is then found
+// on the host (its default route), never taken from the name.
+func TestSSHHostMayBeADNSName(t *testing.T) {
+	c := mt.StackFile(t, "dev").Set(map[string]string{"target": "ssh", "sshHost": "k8s.example.com"}).
+		Secret(map[string]string{"sshPrivateKey": privKey, "dbPassword": dbPass, "alertWebhookUrl": alertHook})
+	if _, err := mt.Run(t, "dev", c, Run); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every committed stack that runs MicroK8s pins a classic channel of the
+// current default minor.
+func TestCommittedStacksPinTheDefaultChannel(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		if ch := mt.StackFile(t, stack).Values["microk8s-platform:microk8sChannel"]; ch != DefaultChannel {
+			t.Errorf("stack %s pins %q, want %s", stack, ch, DefaultChannel)
+		}
 	}
 }

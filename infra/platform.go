@@ -101,13 +101,15 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 		host = vm.Existing(cfg.SSHHost, cfg.SSHPrivateIP, cfg.SSHUser, cfg.SSHPort, cfg.SSHPrivateKey)
 	}
 
-	var imageHost *cluster.Cluster // the cluster a built image is side-loaded onto
 	if cfg.NeedsSSH() {
-		cl, err := cluster.New(ctx, "microk8s", cluster.Args{Host: host, Channel: cfg.MicroK8sChannel, Observability: cfg.Observability})
+		cl, err := cluster.New(ctx, "microk8s", cluster.Args{
+			Host: host, Channel: cfg.MicroK8sChannel, Observability: cfg.Observability,
+			PrometheusStorageGiB: cfg.PrometheusStorageGiB,
+			ClusterIdentifier:    cluster.ClusterIdentifier(cfg.Project, cfg.Stack),
+		})
 		if err != nil {
 			return nil, err
 		}
-		imageHost = cl
 		out.Provider, out.Kubeconfig, out.APIURL = cl.Provider, cl.Kubeconfig, cl.APIURL
 		out.PublicIP = host.PublicIP
 		out.SSHCommand = pulumi.Sprintf("ssh -p %d %s@%s", host.Port, host.User, host.PublicIP)
@@ -127,11 +129,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 		out.APIURL = pulumi.String("from the kubeconfig").ToStringOutput()
 	}
 
-	img, err := appImage(ctx, cfg, imageHost)
-	if err != nil {
-		return nil, err
-	}
-	g, err := workloads(ctx, cfg, out.Provider, img)
+	g, err := workloads(ctx, cfg, out.Provider)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +156,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 }
 
 // workloads declares the Kubernetes layer, the same for every target.
-func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, img AppImage) (*gateway.Gateway, error) {
+func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (*gateway.Gateway, error) {
 	onCluster := pulumi.Provider(provider)
 	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType, Policy: gateway.Policy{
 		Backends:    []gateway.Backend{{Namespace: app.Namespace, Pods: app.API.Selector(), Port: "http"}},
@@ -169,8 +167,7 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, i
 		return nil, err
 	}
 	a, err := app.New(ctx, "comments", app.Args{
-		Image: img.Ref, Version: img.Version, PullPolicy: img.PullPolicy, PullSecret: img.pullSecret(), ImageReady: img.Ready,
-		Replicas: cfg.AppReplicas,
+		Image: cfg.AppImage, Tag: cfg.AppTag, Replicas: cfg.AppReplicas,
 		RateLimitPerMinute: cfg.RateLimitPerMinute, DBPassword: cfg.DBPassword, DBStorageGiB: cfg.DBStorageGiB,
 		AwaitIngress: cfg.GatewayServiceType == "LoadBalancer",
 		Gateway:      g,
@@ -179,9 +176,11 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, i
 		return nil, err
 	}
 	if cfg.Observability {
-		if _, err := observability.New(ctx, "observability", observability.Args{
-			DependsOn: []pulumi.Resource{a.Namespace, g.Namespace, a.Service, g.ProxyService},
-		}, onCluster); err != nil {
+		oa := observability.Args{DependsOn: []pulumi.Resource{a.Namespace, g.Namespace, a.Service, g.ProxyService}}
+		if cfg.NeedsSSH() {
+			oa.Alerts, oa.AlertmanagerSecret = alertReceiver(cfg), cluster.AlertmanagerSecret
+		}
+		if _, err := observability.New(ctx, "observability", oa, onCluster); err != nil {
 			return nil, err
 		}
 	}
@@ -228,4 +227,19 @@ func optional(s string) pulumi.StringPtrInput {
 		return nil
 	}
 	return pulumi.String(s)
+}
+
+// alertReceiver is where the addon's Alertmanager sends alerts, from the
+// stack's alert keys (validated: at least one receiver).
+func alertReceiver(cfg Config) *observability.Receiver {
+	r := &observability.Receiver{
+		Emails: cfg.AlertEmails, SMTPHost: cfg.AlertSMTPHost, SMTPFrom: cfg.AlertSMTPFrom, SMTPUsername: cfg.AlertSMTPUsername,
+	}
+	if cfg.hasSMTPPassword {
+		r.SMTPPassword = cfg.AlertSMTPPassword
+	}
+	if cfg.alertWebhook != "" {
+		r.WebhookURL = cfg.AlertWebhookURL
+	}
+	return r
 }

@@ -29,8 +29,11 @@ func userKeys(c mt.Config) mt.Config {
 		"adminCidrs":   `["` + adminCIDR + `"]`,
 		"sshPublicKey": pubKey,
 		"budgetEmails": `["ops@example.com"]`,
-	}).Secret(map[string]string{"sshPrivateKey": privKey, "dbPassword": dbPass})
+	}).Secret(map[string]string{"sshPrivateKey": privKey, "dbPassword": dbPass, "alertWebhookUrl": alertHook})
 }
+
+// alertHook is where the user's stacks send alerts (a secret).
+const alertHook = "https://hooks.example.com/services/T0/B0/s3cret"
 
 // run runs the whole program for stack with config c and returns the mocks
 // and the platform's outputs.
@@ -290,7 +293,7 @@ func TestGCPTarget(t *testing.T) {
 func TestSSHTargetUsesTheGivenHost(t *testing.T) {
 	c := mt.StackFile(t, "dev").Set(map[string]string{
 		"target": "ssh", "sshHost": "192.0.2.50", "sshPrivateIp": "10.10.0.5", "sshUser": "vagrant", "sshPort": "2222",
-	}).Secret(map[string]string{"sshPrivateKey": privKey, "dbPassword": dbPass})
+	}).Secret(map[string]string{"sshPrivateKey": privKey, "dbPassword": dbPass, "alertWebhookUrl": alertHook})
 	m, out := run(t, "dev", c)
 	for _, r := range m.Resources {
 		if strings.HasPrefix(r.Type, "aws:") || strings.HasPrefix(r.Type, "gcp:") {
@@ -346,14 +349,14 @@ func assertCommandChain(t *testing.T, m *mt.Mocks, publicIP, privateIP string, m
 		}
 	}
 	install := m.One(t, "command:remote:Command", "microk8s-install")
-	if cr := mt.Str(install.Inputs, "create"); !strings.Contains(cr, "CHANNEL='1.32/stable'") || !strings.Contains(cr, "PUBLIC_IP='"+publicIP+"'") {
+	if cr := mt.Str(install.Inputs, "create"); !strings.Contains(cr, "CHANNEL='1.35/stable'") || !strings.Contains(cr, "PUBLIC_IP='"+publicIP+"'") {
 		t.Errorf("install create = %q", cr)
 	}
-	if tr := mt.Strings(install.Inputs, "triggers"); !slices.Contains(tr, "1.32/stable") || !slices.Contains(tr, publicIP) {
+	if tr := mt.Strings(install.Inputs, "triggers"); !slices.Contains(tr, "1.35/stable") || !slices.Contains(tr, publicIP) {
 		t.Errorf("install triggers %v lack its inputs", tr)
 	}
 	addons := m.One(t, "command:remote:Command", "microk8s-addons")
-	if cr := mt.Str(addons.Inputs, "create"); !strings.Contains(cr, "metallb:"+privateIP+"-"+privateIP) || !strings.Contains(cr, "observability") {
+	if cr := mt.Str(addons.Inputs, "create"); !strings.Contains(cr, "METALLB_ADDRESS='"+privateIP+"'") || !strings.Contains(cr, "OBSERVABILITY='true'") {
 		t.Errorf("addons create = %q", cr)
 	}
 	kc := m.One(t, "command:remote:Command", "microk8s-kubeconfig")
