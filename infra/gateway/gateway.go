@@ -69,6 +69,8 @@ type Args struct {
 	// ServiceType of the proxy Service: LoadBalancer (MicroK8s with MetalLB)
 	// or NodePort (clusters without a load-balancer implementation).
 	ServiceType string
+	// Policy is what Kong's NetworkPolicies let through (netpol.go).
+	Policy Policy
 }
 
 // Gateway is Kong and its configuration objects.
@@ -95,7 +97,8 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	c := g.comp
 	var err error
 
-	g.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: c.Meta(Namespace, "")}, p)
+	// Kong's pod meets Pod Security "restricted"; the API server refuses any pod here that does not.
+	g.Namespace, err = corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{Metadata: kube.RestrictedNamespace(c.Meta(Namespace, ""))}, p)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +183,10 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			}},
 		},
 	}, p, inNS); err != nil {
+		return nil, err
+	}
+
+	if err := networkPolicies(ctx, name, args.Policy, p, inNS); err != nil {
 		return nil, err
 	}
 
