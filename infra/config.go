@@ -73,8 +73,12 @@ type Config struct {
 
 	// Kubernetes layer
 	GatewayServiceType string              // gatewayServiceType: LoadBalancer (MetalLB on MicroK8s) or NodePort; default LoadBalancer
-	AppImage           string              // appImage, default ghcr.io/microk8s-platform/comments
-	AppTag             string              // appTag: never "latest", default 0.1.0
+	AppImage           string              // appImage: a published image to run instead of building service/ (appimage.go); default none
+	AppTag             string              // appTag: its tag, required with appImage, never "latest"
+	ImageRepository    string              // imageRepository: push the built image there and pull it from there (target kubeconfig)
+	ImagePullSecret    pulumi.StringOutput // imagePullSecret (secret): .dockerconfigjson for a private registry
+	HostArch           string              // hostArch: amd64 or arm64, the host's (ssh) or nodes' (kubeconfig) architecture; default amd64
+	hasPullSecret      bool
 	AppReplicas        int                 // appReplicas, default 1
 	RateLimitPerMinute int                 // rateLimitPerMinute: Kong's limit per client IP, default 120
 	DBStorageGiB       int                 // dbStorageGiB, default 5
@@ -113,8 +117,7 @@ func Defaults() Config {
 		SSHPort:              22,
 		MicroK8sChannel:      DefaultChannel,
 		GatewayServiceType:   "LoadBalancer",
-		AppImage:             "ghcr.io/microk8s-platform/comments",
-		AppTag:               "0.1.0",
+		HostArch:             "amd64",
 		AppReplicas:          1,
 		RateLimitPerMinute:   120,
 		DBStorageGiB:         5,
@@ -167,8 +170,7 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	str("kubeconfig", &c.Kubeconfig)
 	str("kubeContext", &c.KubeContext)
 	str("gatewayServiceType", &c.GatewayServiceType)
-	str("appImage", &c.AppImage)
-	str("appTag", &c.AppTag)
+	loadImageKeys(p, &c)
 	num("appReplicas", &c.AppReplicas)
 	num("rateLimitPerMinute", &c.RateLimitPerMinute)
 	num("dbStorageGiB", &c.DBStorageGiB)
@@ -362,12 +364,7 @@ func (c Config) Validate() error {
 	} else if c.NeedsSSH() && c.GatewayServiceType != "LoadBalancer" {
 		bad("gatewayServiceType", c.GatewayServiceType, "want LoadBalancer on target %s: MetalLB gives Kong the VM's address", c.Target)
 	}
-	if !imageRe.MatchString(c.AppImage) {
-		bad("appImage", c.AppImage, "want an image repository without a tag, such as ghcr.io/org/comments")
-	}
-	if c.AppTag == "latest" || !tagRe.MatchString(c.AppTag) {
-		bad("appTag", c.AppTag, "want a pinned image tag such as 0.1.0 or a commit sha (never latest)")
-	}
+	c.validateImage(bad)
 	if c.AppReplicas < 1 || c.AppReplicas > 20 {
 		bad("appReplicas", c.AppReplicas, "want 1 to 20")
 	}

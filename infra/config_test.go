@@ -40,7 +40,7 @@ func TestInvalidConfigsDeclareNothing(t *testing.T) {
 		{"replicas not a number", map[string]string{"appReplicas": "two"}, []string{`appReplicas: "two" is not a whole number`}},
 		{"spot not a bool", map[string]string{"spot": "sometimes"}, []string{`spot: "sometimes" is not true or false`}},
 		{"budget not a number", map[string]string{"budgetMonthlyUsd": "lots"}, []string{`budgetMonthlyUsd: "lots" is not a number`}},
-		{"latest tag", map[string]string{"appTag": "latest"}, []string{`appTag: "latest" want a pinned image tag`}},
+		{"latest tag", map[string]string{"appImage": "ghcr.io/acme/comments", "appTag": "latest"}, []string{`appTag: "latest" want a pinned image tag`}},
 		{"image with tag", map[string]string{"appImage": "ghcr.io/acme/comments:1.0"}, []string{`appImage: "ghcr.io/acme/comments:1.0" want an image repository without a tag`}},
 		{"bad budget email", map[string]string{"budgetEmails": `["ops@example.com","not-an-address"]`}, []string{`budgetEmails[1]: "not-an-address" want an e-mail address`}},
 		{"budget not positive", map[string]string{"budgetMonthlyUsd": "0"}, []string{`budgetMonthlyUsd: 0 want a positive amount`}},
@@ -96,7 +96,7 @@ func TestCommittedStackFilesAreValidOnceUserKeysAreSet(t *testing.T) {
 		if stack != "local" {
 			c = userKeys(c)
 		} else {
-			c = c.Secret(map[string]string{"dbPassword": dbPass})
+			c = localStack(t)
 		}
 		if _, err := mt.Run(t, stack, c, Run); err != nil {
 			t.Errorf("stack %s: %v", stack, err)

@@ -101,6 +101,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 		host = vm.Existing(cfg.SSHHost, cfg.SSHPrivateIP, cfg.SSHUser, cfg.SSHPort, cfg.SSHPrivateKey)
 	}
 
+	var imageHost *cluster.Cluster // the cluster a built image is side-loaded onto
 	if cfg.NeedsSSH() {
 		cl, err := cluster.New(ctx, "microk8s", cluster.Args{
 			Host: host, Channel: cfg.MicroK8sChannel, Observability: cfg.Observability,
@@ -110,6 +111,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 		if err != nil {
 			return nil, err
 		}
+		imageHost = cl
 		out.Provider, out.Kubeconfig, out.APIURL = cl.Provider, cl.Kubeconfig, cl.APIURL
 		out.PublicIP = host.PublicIP
 		out.SSHCommand = pulumi.Sprintf("ssh -p %d %s@%s", host.Port, host.User, host.PublicIP)
@@ -129,7 +131,11 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 		out.APIURL = pulumi.String("from the kubeconfig").ToStringOutput()
 	}
 
-	g, err := workloads(ctx, cfg, out.Provider)
+	img, err := appImage(ctx, cfg, imageHost)
+	if err != nil {
+		return nil, err
+	}
+	g, err := workloads(ctx, cfg, out.Provider, img)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +162,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 }
 
 // workloads declares the Kubernetes layer, the same for every target.
-func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (*gateway.Gateway, error) {
+func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, img AppImage) (*gateway.Gateway, error) {
 	onCluster := pulumi.Provider(provider)
 	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType, Policy: gateway.Policy{
 		Backends:    []gateway.Backend{{Namespace: app.Namespace, Pods: app.API.Selector(), Port: "http"}},
@@ -167,7 +173,8 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider) (
 		return nil, err
 	}
 	a, err := app.New(ctx, "comments", app.Args{
-		Image: cfg.AppImage, Tag: cfg.AppTag, Replicas: cfg.AppReplicas,
+		Image: img.Ref, Version: img.Version, PullPolicy: img.PullPolicy, PullSecret: img.pullSecret(), ImageReady: img.Ready,
+		Replicas:           cfg.AppReplicas,
 		RateLimitPerMinute: cfg.RateLimitPerMinute, DBPassword: cfg.DBPassword, DBStorageGiB: cfg.DBStorageGiB,
 		AwaitIngress: cfg.GatewayServiceType == "LoadBalancer",
 		Gateway:      g,

@@ -213,9 +213,8 @@ func declared(t *testing.T, stack string) *mt.Mocks {
 // derivedCall is a call with the tags of the declared resource it acts on.
 type derivedCall struct {
 	call
-	res     string            // Pulumi type and name, for messages
-	tags    map[string]string // the declared resource's tags
-	mainTyp string            // its own EC2 type
+	res  string                       // Pulumi type and name, for messages
+	tags map[string]map[string]string // EC2 type -> the tags the declared resource gives it
 }
 
 // derive maps what the program declared for stack to calls.
@@ -234,16 +233,22 @@ func derive(t *testing.T, m *mt.Mocks) []derivedCall {
 		if r.Type == "aws:ec2/instance:Instance" && mt.Str(r.Inputs, "instanceMarketOptions.marketType") == "spot" {
 			calls = append(slices.Clone(calls), spotNeeds...)
 		}
-		tags := mt.StringMap(r.Inputs, "tags")
-		main := ""
+		// The tags the declared resource gives what it creates: its own
+		// type gets `tags`; an instance's root volume `volumeTags`. A
+		// resource declared without them gets none, and its create is
+		// then refused below, as AWS would.
+		tags := map[string]map[string]string{}
 		for _, c := range calls {
 			if i := slices.IndexFunc(c.on, func(t touch) bool { return t.kind == created }); c.op == "create" && i >= 0 {
-				main = c.on[i].typ
+				tags[c.on[i].typ] = mt.StringMap(r.Inputs, "tags")
 				break
 			}
 		}
+		if r.Type == "aws:ec2/instance:Instance" {
+			tags["volume"] = mt.StringMap(r.Inputs, "volumeTags")
+		}
 		for _, c := range calls {
-			out = append(out, derivedCall{c, r.Type + " " + r.Name, tags, main})
+			out = append(out, derivedCall{c, r.Type + " " + r.Name, tags})
 		}
 	}
 	for _, c := range m.Calls {
@@ -255,7 +260,7 @@ func derive(t *testing.T, m *mt.Mocks) []derivedCall {
 			t.Errorf("the program calls data source %s, which invokeNeeds does not know", c.Token)
 		}
 		for _, cl := range calls {
-			out = append(out, derivedCall{cl, c.Token, nil, ""})
+			out = append(out, derivedCall{cl, c.Token, nil})
 		}
 	}
 	if len(out) == 0 {
@@ -275,8 +280,8 @@ func (d derivedCall) requests(stack string) []request {
 		arn := fmt.Sprintf("arn:aws:ec2:%s:%s:%s/%s-%d", testRegion, acct, tc.typ, tc.typ, i)
 		ctx := map[string][]string{}
 		tags := base
-		if tc.typ == d.mainTyp && d.tags != nil {
-			tags = maps.Clone(d.tags)
+		if declared, ok := d.tags[tc.typ]; ok && tc.kind == created {
+			tags = maps.Clone(declared)
 			if tags["stack"] != "" { // the declared stack tag, moved to the stack asked about
 				tags["stack"] = stack
 			}
