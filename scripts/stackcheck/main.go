@@ -15,7 +15,8 @@
 //     adminCidrs (aws, gcp), sshPublicKey (aws, gcp), sshPrivateKey (every
 //     target but kubeconfig), dbPassword, an alert receiver (alertEmails or
 //     alertWebhookUrl) when observability runs on a MicroK8s of ours, and
-//     the target's own location keys (aws:region, gcp:project, sshHost);
+//     with alertSmtpHost and alertSmtpFrom for e-mail, and the target's own
+//     location keys (aws:region, gcp:project, sshHost);
 //   - secrets are ciphertext (secure: values), never plain text.
 //
 // It exits 1 naming every missing key and the command that sets it, 0 when
@@ -62,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, p := range problems {
 		fmt.Fprintf(stdout, "  - %s: %s\n", p.Key, p.Fix)
 	}
-	fmt.Fprintln(stdout, "Set them once, then commit Pulumi."+*stack+".yaml (secrets are ciphertext; see README \"Deploy from GitHub Actions\").")
+	fmt.Fprintln(stdout, "Set them once, then commit Pulumi."+*stack+".yaml (secrets are ciphertext; see README \"Deploy to AWS\").")
 	return 1
 }
 
@@ -170,6 +171,16 @@ func Check(dir, stack string) ([]Problem, error) {
 		if obs, ok := cfg["observability"]; !ok || fmt.Sprint(obs) != "false" {
 			if !set("alertEmails") && !set("alertWebhookUrl") {
 				add("alertEmails", fmt.Sprintf("an alert receiver: pulumi config set --stack %s --path 'alertEmails[0]' you@example.com (with alertSmtpHost and alertSmtpFrom), or --secret alertWebhookUrl", stack))
+			}
+			if set("alertEmails") {
+				for _, k := range []string{"alertSmtpHost", "alertSmtpFrom"} {
+					if !set(k) {
+						add(k, fmt.Sprintf("alertEmails needs the mail relay: pulumi config set --stack %s %s ...", stack, k))
+					}
+				}
+			}
+			if set("alertWebhookUrl") && !secure("alertWebhookUrl") {
+				add("alertWebhookUrl", fmt.Sprintf("is plain text in the stack file; set it again with: pulumi config set --stack %s --secret alertWebhookUrl https://...", stack))
 			}
 		}
 	}

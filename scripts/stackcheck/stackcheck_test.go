@@ -46,6 +46,8 @@ config:
     secure: v1:ghi:jkl
   microk8s-platform:alertEmails:
     - ops@example.com
+  microk8s-platform:alertSmtpHost: email-smtp.us-east-1.amazonaws.com:587
+  microk8s-platform:alertSmtpFrom: alerts@example.com
 `
 
 func TestCompleteStackPasses(t *testing.T) {
@@ -68,7 +70,8 @@ func TestEachMissingKeyIsNamed(t *testing.T) {
 		"sshPublicKey":    regexp.MustCompile(`(?m)^  microk8s-platform:sshPublicKey:.*\n`),
 		"sshPrivateKey":   regexp.MustCompile(`(?m)^  microk8s-platform:sshPrivateKey:\n    secure: .*\n`),
 		"dbPassword":      regexp.MustCompile(`(?m)^  microk8s-platform:dbPassword:\n    secure: .*\n`),
-		"alertEmails":     regexp.MustCompile(`(?m)^  microk8s-platform:alertEmails:\n    - .*\n`),
+		"alertEmails":     regexp.MustCompile(`(?m)^  microk8s-platform:alertEmails:\n    - .*\n  microk8s-platform:alertSmtpHost: .*\n  microk8s-platform:alertSmtpFrom: .*\n`),
+		"alertSmtpHost":   regexp.MustCompile(`(?m)^  microk8s-platform:alertSmtpHost:.*\n`),
 		"aws:region":      regexp.MustCompile(`(?m)^  aws:region:.*\n`),
 	} {
 		f := drop.ReplaceAllString(complete, "")
