@@ -111,12 +111,12 @@ func run(bin string, dur time.Duration, workers, rounds int, withPG bool) error 
 	}
 	fmt.Printf("comments service benchmark: %d clients, %s per scenario and side in %d rounds, loopback\n\n", workers, dur, rounds)
 
-	bare, stopBare, err := start(self, bareEnv+"=127.0.0.1:%d")
+	bare, stopBare, barePID, err := startPID(self, addrEnvVar(bareEnv+"=127.0.0.1:%d"))
 	if err != nil {
 		return err
 	}
 	defer stopBare()
-	svc, stopSvc, err := start(bin, "")
+	svc, stopSvc, svcPID, err := startPID(bin)
 	if err != nil {
 		return err
 	}
@@ -129,13 +129,19 @@ func run(bin string, dur time.Duration, workers, rounds int, withPG bool) error 
 	slice := dur / time.Duration(rounds)
 	for _, sc := range scenarios {
 		var b, s load.Result
+		var bCPU, sCPU time.Duration
 		for range rounds {
-			b = b.Merge(load.Run(context.Background(), workers, slice, sc.req(bare), sc.ok...))
-			s = s.Merge(load.Run(context.Background(), workers, slice, sc.req(svc), sc.ok...))
+			b = b.Merge(measure(barePID, &bCPU, func() load.Result {
+				return load.Run(context.Background(), workers, slice, sc.req(bare), sc.ok...)
+			}))
+			s = s.Merge(measure(svcPID, &sCPU, func() load.Result {
+				return load.Run(context.Background(), workers, slice, sc.req(svc), sc.ok...)
+			}))
 		}
-		fmt.Printf("%-4s bare            %s\n", sc.name, b)
-		fmt.Printf("%-4s service/memory  %s\n", sc.name, s)
-		fmt.Printf("%-4s ratio service/bare %.0f %% (throughput)\n\n", sc.name, 100*s.RPS()/b.RPS())
+		fmt.Printf("%-4s bare            %s  %6.1f µs CPU/request\n", sc.name, b, perRequest(bCPU, b))
+		fmt.Printf("%-4s service/memory  %s  %6.1f µs CPU/request\n", sc.name, s, perRequest(sCPU, s))
+		fmt.Printf("%-4s ratio service/bare %.0f %% (throughput), %.0f %% (server CPU per request, bare/service)\n\n",
+			sc.name, 100*s.RPS()/b.RPS(), 100*perRequest(bCPU, b)/perRequest(sCPU, s))
 	}
 
 	if !withPG {
@@ -158,6 +164,41 @@ func run(bin string, dur time.Duration, workers, rounds int, withPG bool) error 
 		fmt.Printf("%-4s service/postgres %s\n", sc.name, load.Run(context.Background(), workers, dur, sc.req(base), sc.ok...))
 	}
 	return nil
+}
+
+// measure runs f and adds the CPU time process pid spent meanwhile to cpu.
+// Throughput on a shared machine moves with everything else running on it;
+// the server's own CPU time per request much less so.
+func measure(pid int, cpu *time.Duration, f func() load.Result) load.Result {
+	before, _ := cpuTime(pid)
+	r := f()
+	after, _ := cpuTime(pid)
+	*cpu += after - before
+	return r
+}
+
+func perRequest(cpu time.Duration, r load.Result) float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / float64(r.Requests)
+}
+
+// cpuTime is the user plus system time of pid (Linux /proc, in clock ticks
+// of 10 ms).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // start runs bin on a free loopback port and waits until it answers.
