@@ -56,3 +56,21 @@ func FuzzDecodeNewComment(f *testing.F) {
 		}
 	})
 }
+
+// jsonString's shortcut must agree with encoding/json on every value.
+func FuzzJSONStringAgreesWithEncodingJSON(f *testing.F) {
+	for _, seed := range []string{`"a"`, `""`, `"a\"b"`, `"\u00e9"`, `"é"`, `" x "`, `"a` + "\t" + `b"`, `1`, `"`, `"\\"`, ` "a" `} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if !utf8.ValidString(v) {
+			return // the body was checked before
+		}
+		got, gotErr := jsonString(json.RawMessage(v))
+		var want string
+		wantErr := json.Unmarshal([]byte(v), &want)
+		if (gotErr == nil) != (wantErr == nil) || got != want {
+			t.Fatalf("jsonString(%q) = %q, %v; encoding/json: %q, %v", v, got, gotErr, want, wantErr)
+		}
+	})
+}
