@@ -1,11 +1,18 @@
 package infra
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	psaapi "k8s.io/pod-security-admission/api"
+	psapolicy "k8s.io/pod-security-admission/policy"
+
+	mt "microk8s-platform/infra/internal/mocktest"
 	"microk8s-platform/infra/kube"
 	"microk8s-platform/internal/repo"
 )
@@ -61,5 +68,58 @@ func TestPodSecurityVersionIsTheSandboxAPIServers(t *testing.T) {
 	}
 	if got := "v1." + string(m[1]); got != kube.PodSecurityVersion {
 		t.Errorf("the sandbox's kube-apiserver is %s; PodSecurityVersion is %s", got, kube.PodSecurityVersion)
+	}
+}
+
+// TestOurPodsMeetRestrictedAtThePinnedVersion runs every pod template the
+// program declares through the checks kube-apiserver's PodSecurity
+// admission runs (k8s.io/pod-security-admission v0.35.4, policy
+// DefaultChecks at restricted:v1.35), so a template that breaks the level
+// fails here, before a deploy fails on the cluster. A version newer than
+// an API server knows is evaluated as its latest (policy/registry.go,
+// EvaluatePod: "if r.maxVersion.Older(lv.Version)"), so v1.35 is also the
+// strictest rule set an older MicroK8s applies.
+func TestOurPodsMeetRestrictedAtThePinnedVersion(t *testing.T) {
+	eval, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := psaapi.ParseVersion(kube.PodSecurityVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: v}
+	check := func(tmpl *corev1.PodTemplateSpec) psapolicy.AggregateCheckResult {
+		return psapolicy.AggregateCheckResults(eval.EvaluatePod(lv, &tmpl.ObjectMeta, &tmpl.Spec))
+	}
+	for _, stack := range kubeStacks {
+		t.Run(stack, func(t *testing.T) {
+			m, _ := runStack(t, stack)
+			owners := podOwners(kubeObjects(m))
+			if len(owners) < 3 {
+				t.Fatalf("%d workloads", len(owners))
+			}
+			for _, w := range owners {
+				b, err := json.Marshal(mt.Get(w.Inputs, "spec.template").Mappable())
+				if err != nil {
+					t.Fatal(err)
+				}
+				tmpl := &corev1.PodTemplateSpec{}
+				if err := json.Unmarshal(b, tmpl); err != nil {
+					t.Fatalf("%s/%s template: %v", w.Namespace, w.Name, err)
+				}
+				if res := check(tmpl); !res.Allowed {
+					t.Errorf("%s/%s violates PodSecurity %q: %s: %s", w.Namespace, w.Name, kube.PodSecurityRestricted+":"+kube.PodSecurityVersion, res.ForbiddenReason(), res.ForbiddenDetail())
+				}
+				// The checks have teeth: the same template with one
+				// container allowed to escalate privileges is refused.
+				bad := tmpl.DeepCopy()
+				yes := true
+				bad.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = &yes
+				if res := check(bad); res.Allowed || !strings.Contains(res.ForbiddenReason(), "allowPrivilegeEscalation") {
+					t.Errorf("%s/%s with allowPrivilegeEscalation=true passes restricted: %+v", w.Namespace, w.Name, res)
+				}
+			}
+		})
 	}
 }
