@@ -83,7 +83,10 @@ type Config struct {
 	RateLimitPerMinute int                 // rateLimitPerMinute: Kong's limit per client IP, default 120
 	DBStorageGiB       int                 // dbStorageGiB, default 5
 	DBPassword         pulumi.StringOutput // dbPassword (secret, required)
+	DBAdminPassword    pulumi.StringOutput // dbAdminPassword (secret, optional): the PostgreSQL superuser's; unset, it is random and unknown
+	DBReclaimPolicy    string              // dbReclaimPolicy: Delete (destroy deletes the data) or Retain (the volume outlives destroy); default Delete
 	Observability      bool                // observability: ServiceMonitors, alert rules and dashboards; default true except for kubeconfig
+	hasDBAdminPassword bool
 	hasDBPassword      bool
 
 	// Alerts (observability on a MicroK8s of ours): where the addon's
@@ -121,6 +124,7 @@ func Defaults() Config {
 		AppReplicas:          1,
 		RateLimitPerMinute:   120,
 		DBStorageGiB:         5,
+		DBReclaimPolicy:      "Delete",
 		PrometheusStorageGiB: 10,
 		BudgetMonthlyUSD:     15,
 	}
@@ -174,6 +178,7 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	num("appReplicas", &c.AppReplicas)
 	num("rateLimitPerMinute", &c.RateLimitPerMinute)
 	num("dbStorageGiB", &c.DBStorageGiB)
+	str("dbReclaimPolicy", &c.DBReclaimPolicy)
 	list("budgetEmails", &c.BudgetEmails)
 	list("alertEmails", &c.AlertEmails)
 	str("alertSmtpHost", &c.AlertSMTPHost)
@@ -200,6 +205,9 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	}
 	if v, err := p.TrySecret("dbPassword"); err == nil {
 		c.DBPassword, c.hasDBPassword = v, true
+	}
+	if v, err := p.TrySecret("dbAdminPassword"); err == nil {
+		c.DBAdminPassword, c.hasDBAdminPassword = v, true
 	}
 
 	awsCfg := config.New(ctx, "aws")
@@ -380,11 +388,25 @@ func (c Config) Validate() error {
 	if !c.hasDBPassword {
 		bad("dbPassword", nil, "required; set it with: pulumi config set --secret dbPassword \"$(openssl rand -base64 24)\"")
 	}
+	switch {
+	case c.DBReclaimPolicy != "Delete" && c.DBReclaimPolicy != "Retain":
+		bad("dbReclaimPolicy", c.DBReclaimPolicy, "want Delete (destroy deletes the database's data) or Retain (the volume outlives destroy)")
+	case c.DBReclaimPolicy == "Retain" && !c.NeedsSSH():
+		bad("dbReclaimPolicy", c.DBReclaimPolicy, "Retain declares a StorageClass for MicroK8s' hostpath provisioner, which target %s does not run; give that cluster's default class reclaimPolicy Retain instead", c.Target)
+	}
 	return errors.Join(errs...)
 }
 
 // NeedsSSH reports whether the target installs MicroK8s over SSH.
 func (c Config) NeedsSSH() bool { return c.Target != TargetKubeconfig }
+
+// AdminPasswordOrNil is dbAdminPassword when it is set.
+func (c Config) AdminPasswordOrNil() *pulumi.StringOutput {
+	if !c.hasDBAdminPassword {
+		return nil
+	}
+	return &c.DBAdminPassword
+}
 
 func prefix(n *net.IPNet) int { ones, _ := n.Mask.Size(); return ones }
 

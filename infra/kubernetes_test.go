@@ -26,6 +26,7 @@ type kubeObject struct {
 var clusterScoped = map[string]bool{
 	"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true,
 	"CustomResourceDefinition": true, "IngressClass": true, "KongClusterPlugin": true,
+	"StorageClass": true,
 }
 
 func kubeObjects(m *mt.Mocks) []kubeObject {
@@ -91,8 +92,10 @@ func podOwners(objs []kubeObject) []workload {
 // portNames are the names of the ports listed at path.
 func portNames(pm resource.PropertyMap, path string) map[string]bool {
 	out := map[string]bool{}
-	for _, p := range mt.Get(pm, path).ArrayValue() {
-		out[mt.Str(p.ObjectValue(), "name")] = true
+	if v := mt.Get(pm, path); v.IsArray() { // a sidecar may declare none
+		for _, p := range v.ArrayValue() {
+			out[mt.Str(p.ObjectValue(), "name")] = true
+		}
 	}
 	return out
 }
@@ -294,7 +297,12 @@ func TestCommentsDeploymentFollowsTheStack(t *testing.T) {
 			if mt.Str(secret.Inputs, "stringData.DATABASE_URL") == "" {
 				t.Error("the Secret has no DATABASE_URL")
 			}
-			pdbs := ofKind(objs, "PodDisruptionBudget")
+			var pdbs []kubeObject // the service's; the database's is tested in database_test.go
+			for _, pdb := range ofKind(objs, "PodDisruptionBudget") {
+				if selects(mt.StringMap(pdb.Inputs, "spec.selector.matchLabels"), mt.StringMap(d.Inputs, "spec.template.metadata.labels")) {
+					pdbs = append(pdbs, pdb)
+				}
+			}
 			if replicas == "1" && len(pdbs) != 0 {
 				t.Error("a PodDisruptionBudget for one replica would block node drains")
 			}
@@ -313,7 +321,7 @@ func TestCommentsDeploymentFollowsTheStack(t *testing.T) {
 			if want := cfg["microk8s-platform:dbStorageGiB"]; want != "" && mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.resources.requests.storage") != want+"Gi" {
 				t.Errorf("database volume %s, want %sGi", mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.resources.requests.storage"), want)
 			}
-			if sc := mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.storageClassName"); sc != "" {
+			if sc := mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.storageClassName"); sc != "" && cfg["microk8s-platform:dbReclaimPolicy"] != "Retain" {
 				t.Errorf("database volume names storage class %q; it should use the cluster's default", sc)
 			}
 		})
@@ -565,7 +573,7 @@ func TestDatabasePasswordStaysSecret(t *testing.T) {
 		t.Run(stack, func(t *testing.T) {
 			m, _ := runStack(t, stack)
 			secret := find(t, kubeObjects(m), "Secret", app.Namespace, app.SecretName)
-			for _, k := range []string{"POSTGRES_PASSWORD", "DATABASE_URL"} {
+			for _, k := range []string{app.KeyAppPassword, app.KeyDatabaseURL} {
 				if !mt.IsSecret(secret.Inputs, "stringData."+k) {
 					t.Errorf("Secret key %s is not a Pulumi secret: it would be stored in plain text in the state", k)
 				}

@@ -176,6 +176,7 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, i
 		Image: img.Ref, Version: img.Version, PullPolicy: img.PullPolicy, PullSecret: img.pullSecret(), ImageReady: img.Ready,
 		Replicas:           cfg.AppReplicas,
 		RateLimitPerMinute: cfg.RateLimitPerMinute, DBPassword: cfg.DBPassword, DBStorageGiB: cfg.DBStorageGiB,
+		DBAdminPassword: cfg.AdminPasswordOrNil(), DBReclaimPolicy: cfg.DBReclaimPolicy,
 		AwaitIngress: cfg.GatewayServiceType == "LoadBalancer",
 		Gateway:      g,
 	}, onCluster)

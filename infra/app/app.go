@@ -33,7 +33,6 @@ const (
 	RateLimitPlugin   = "comments-rate-limit"
 	HTTPPort          = 8080
 	PostgresPort      = 5432
-	PostgresImage     = "postgres:16.6-bookworm"
 	serviceUID        = 65532 // distroless nonroot
 	postgresUID       = 999   // the postgres image's user
 	PrometheusNS      = "observability"
@@ -65,8 +64,15 @@ type Args struct {
 	ImageReady         []pulumi.Resource
 	Replicas           int
 	RateLimitPerMinute int
-	DBPassword         pulumi.StringOutput // secret
-	DBStorageGiB       int
+	DBPassword         pulumi.StringOutput // secret: the service's role
+	// DBAdminPassword is the superuser's password (secret); nil leaves it
+	// random and unknown, for administration through the pod's socket.
+	DBAdminPassword *pulumi.StringOutput
+	DBStorageGiB    int
+	// DBReclaimPolicy is Delete (the cluster's default class: destroy
+	// deletes the data) or Retain (a class whose volumes outlive destroy,
+	// and the database resources protected).
+	DBReclaimPolicy string
 	// AwaitIngress waits for Kong to publish an address on the Ingress;
 	// off where the proxy Service gets no load-balancer address.
 	AwaitIngress bool
@@ -102,7 +108,10 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	}
 	inNS := pulumi.DependsOn([]pulumi.Resource{a.Namespace})
 
-	// The password and the URL built from it stay secrets end to end.
+	// The passwords and the URL built from them stay secrets end to end.
+	// The service's role is not the superuser: service/dbroles, run by a
+	// sidecar of the database, gives it its own schema and nothing else,
+	// and applies password changes, which the image itself never does.
 	dbURL := args.DBPassword.ApplyT(func(pw string) string {
 		u := url.URL{
 			Scheme:   "postgres",
@@ -113,24 +122,30 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		}
 		return u.String()
 	}).(pulumi.StringOutput)
+	secretData := pulumi.StringMap{
+		KeyAppPassword: pulumi.ToSecret(args.DBPassword).(pulumi.StringOutput),
+		KeyDatabaseURL: pulumi.ToSecret(dbURL).(pulumi.StringOutput),
+	}
+	if args.DBAdminPassword != nil {
+		secretData[KeyAdminPassword] = pulumi.ToSecret(*args.DBAdminPassword).(pulumi.StringOutput)
+	}
 	secret, err := corev1.NewSecret(ctx, name+"-db", &corev1.SecretArgs{
-		Metadata: Database.Meta(SecretName, Namespace),
-		Type:     pulumi.String("Opaque"),
-		StringData: pulumi.StringMap{
-			"POSTGRES_USER":     pulumi.String(DatabaseUser),
-			"POSTGRES_DB":       pulumi.String(DatabaseName),
-			"POSTGRES_PASSWORD": pulumi.ToSecret(args.DBPassword).(pulumi.StringOutput),
-			"DATABASE_URL":      pulumi.ToSecret(dbURL).(pulumi.StringOutput),
-		},
+		Metadata:   Database.Meta(SecretName, Namespace),
+		Type:       pulumi.String("Opaque"),
+		StringData: secretData,
 	}, p, inNS)
 	if err != nil {
 		return nil, err
 	}
+	// The service's pods roll when their credentials change; the database's
+	// do not need to: the roles sidecar reads the Secret's files, which the
+	// kubelet refreshes in place, and applies the change.
+	apiCredentials := credentialsDigest(ctx.Project()+"/"+ctx.Stack(), dbURL)
 
 	if a.Database, err = database(ctx, name, args, secret, p, inNS); err != nil {
 		return nil, err
 	}
-	if a.Deployment, err = deployment(ctx, name, args, api, secret, p, pulumi.DependsOn(append([]pulumi.Resource{a.Namespace, a.Database}, args.ImageReady...))); err != nil {
+	if a.Deployment, err = deployment(ctx, name, args, api, secret, apiCredentials, p, pulumi.DependsOn(append([]pulumi.Resource{a.Namespace, a.Database}, args.ImageReady...))); err != nil {
 		return nil, err
 	}
 	a.Service, err = corev1.NewService(ctx, name, &corev1.ServiceArgs{
@@ -202,7 +217,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	return a, ctx.RegisterResourceOutputs(a, pulumi.Map{"service": a.Service.Metadata.Name()})
 }
 
-func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component, secret *corev1.Secret, opts ...pulumi.ResourceOption) (*appsv1.Deployment, error) {
+func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component, secret *corev1.Secret, credentials pulumi.StringOutput, opts ...pulumi.ResourceOption) (*appsv1.Deployment, error) {
 	pullSecrets, err := imagePullSecrets(ctx, name, args, opts...)
 	if err != nil {
 		return nil, err
@@ -220,7 +235,10 @@ func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component,
 				},
 			},
 			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: api.Labels()},
+				Metadata: &metav1.ObjectMetaArgs{
+					Labels:      api.Labels(),
+					Annotations: pulumi.StringMap{CredentialsAnnotation: credentials},
+				},
 				Spec: corev1.PodSpecArgs{
 					AutomountServiceAccountToken:  pulumi.Bool(false),
 					ImagePullSecrets:              pullSecrets,
@@ -238,13 +256,15 @@ func deployment(ctx *pulumi.Context, name string, args Args, api kube.Component,
 							corev1.EnvVarArgs{Name: pulumi.String("LOG_LEVEL"), Value: pulumi.String("info")},
 							corev1.EnvVarArgs{Name: pulumi.String("DRAIN_DELAY"), Value: pulumi.String("5s")},
 							corev1.EnvVarArgs{Name: pulumi.String("SHUTDOWN_TIMEOUT"), Value: pulumi.String("15s")},
+							// Its only key of the Secret. Start-up (the probe on /readyz) ends when the database answers.
 							corev1.EnvVarArgs{Name: pulumi.String("DATABASE_URL"), ValueFrom: &corev1.EnvVarSourceArgs{
-								SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: secret.Metadata.Name(), Key: pulumi.String("DATABASE_URL")},
+								SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: secret.Metadata.Name(), Key: pulumi.String(KeyDatabaseURL)},
 							}},
+							corev1.EnvVarArgs{Name: pulumi.String("DATABASE_WAIT"), Value: pulumi.String(fmt.Sprintf("%ds", ServiceDatabaseWaitSeconds))},
 						},
 						LivenessProbe:   kube.HTTPProbe("/healthz", "http", 10, 3),
 						ReadinessProbe:  kube.HTTPProbe("/readyz", "http", 5, 2),
-						StartupProbe:    kube.HTTPProbe("/healthz", "http", 2, 30),
+						StartupProbe:    kube.HTTPProbe("/readyz", "http", serviceStartupPeriod, serviceStartupFailures),
 						Resources:       kube.Resources("50m", "64Mi", "500m", "128Mi"),
 						SecurityContext: kube.RestrictedContainer(),
 					}},

@@ -22,6 +22,12 @@ import _ "embed"
 //go:embed roles.sh
 var Script string
 
+// Files the script touches under STATE_DIR, for the sidecar's probes.
+const (
+	HeartbeatFile = "heartbeat" // every pass of the loop (liveness)
+	AppliedFile   = "applied"   // after the first successful pass (readiness)
+)
+
 // The Secret keys the sidecar reads, as files under SECRETS_DIR.
 const (
 	AppPasswordFile   = "app-password"   // the application role's password (required)

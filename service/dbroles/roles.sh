@@ -22,8 +22,11 @@
 # Environment: APP_ROLE, APP_DATABASE, SECRETS_DIR; PGHOST, PGPORT, PGUSER as
 # for psql (PGUSER is the superuser). ONCE=1 applies once and exits with
 # psql's status (the tests). The password never reaches argv or the log.
+# For the probes it touches $STATE_DIR/heartbeat on every pass (liveness: the
+# loop runs) and $STATE_DIR/applied after the first success (readiness).
 set -uo pipefail
 : "${APP_ROLE:?}" "${APP_DATABASE:?}" "${SECRETS_DIR:?}"
+state="${STATE_DIR:-/tmp}"
 trap 'exit 0' TERM INT
 
 fingerprint() { cat "$SECRETS_DIR"/* 2>/dev/null | sha256sum; }
@@ -56,10 +59,12 @@ SQL
 
 last=""
 while :; do
+	touch "$state/heartbeat"
 	now="$(fingerprint)"
 	if [ "$now" != "$last" ]; then
 		if pg_isready -q -d postgres && apply; then
 			last="$now"
+			touch "$state/applied"
 			echo "roles: role $APP_ROLE, database $APP_DATABASE and schema $APP_ROLE match the Secret"
 		elif [ -n "${ONCE:-}" ]; then
 			exit 1

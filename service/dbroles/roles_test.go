@@ -46,11 +46,17 @@ func apply(t *testing.T, pg *pgtest.Server, files map[string]string) {
 		}
 	}
 	cmd := exec.Command("bash", "-c", dbroles.Script)
+	state := t.TempDir()
 	cmd.Env = append(os.Environ(), "ONCE=1", "PGHOST="+pg.Dir, "PGPORT="+strconv.Itoa(pg.Port), "PGUSER=postgres",
-		"APP_ROLE="+role, "APP_DATABASE="+db, "SECRETS_DIR="+dir)
+		"APP_ROLE="+role, "APP_DATABASE="+db, "SECRETS_DIR="+dir, "STATE_DIR="+state)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("roles script: %v\n%s", err, out)
+	}
+	for _, f := range []string{dbroles.HeartbeatFile, dbroles.AppliedFile} {
+		if _, err := os.Stat(filepath.Join(state, f)); err != nil {
+			t.Errorf("the probes' file %s was not touched: %v", f, err)
+		}
 	}
 	for _, v := range files {
 		if v != "" && strings.Contains(string(out), v) {
@@ -194,7 +200,7 @@ func TestMissingAppPasswordFails(t *testing.T) {
 	pg := server(t)
 	cmd := exec.Command("bash", "-c", dbroles.Script)
 	cmd.Env = append(os.Environ(), "ONCE=1", "PGHOST="+pg.Dir, "PGPORT="+strconv.Itoa(pg.Port), "PGUSER=postgres",
-		"APP_ROLE="+role, "APP_DATABASE="+db, "SECRETS_DIR="+t.TempDir())
+		"APP_ROLE="+role, "APP_DATABASE="+db, "SECRETS_DIR="+t.TempDir(), "STATE_DIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "app-password is missing") {
 		t.Fatalf("err=%v out=%s", err, out)
