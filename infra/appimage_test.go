@@ -77,6 +77,19 @@ func hasDep(r mt.Resource, urnSuffix string) bool {
 // architecture is copied over the cluster's SSH connection, imported into
 // MicroK8s's containerd once MicroK8s is installed, and run by digest,
 // never pulled.
+//
+// Upstream facts this relies on:
+//   - `microk8s ctr` is containerd's ctr with --namespace k8s.io, the
+//     namespace the CRI serves the kubelet from (canonical/microk8s v1.32,
+//     microk8s-resources/default-args/ctr and wrappers/microk8s-ctr.wrapper);
+//   - MicroK8s 1.32 ships containerd v1.6.36 (build-scripts/components/
+//     containerd/version.sh), whose `ctr image import --base-name B
+//     --digests` names each manifest of an OCI archive B@<digest>
+//     (cmd/ctr/commands/images/import.go, import.go Import);
+//   - the CRI sees images created through ctr (pkg/cri/server/events.go,
+//     ImageCreate -> updateImage) and resolves a reference by its
+//     Docker-normalised name (helpers.go localResolve), which for a name
+//     with a registry host is the name itself.
 func TestBuiltImageIsSideloadedOnEveryVMTarget(t *testing.T) {
 	gcp := map[string]string{"target": "gcp", "gcp:project": "acme-dev", "gcp:region": "us-central1", "gcp:zone": "us-central1-a", "aws:region": "", "budgetEmails": ""}
 	ssh := map[string]string{"target": "ssh", "sshHost": "192.0.2.10", "aws:region": "", "budgetEmails": ""}

@@ -29,9 +29,10 @@ var shells = []string{"bin/sh", "bin/bash", "bin/ash", "bin/dash", "bin/busybox"
 //
 //   - the config names a numeric, non-zero user: runAsNonRoot is enforced
 //     by the kubelet, which refuses a non-numeric user it cannot verify
-//     ("container has runAsNonRoot and image has non-numeric user ...
-//     cannot verify user is non-root", kubernetes pkg/kubelet/kuberuntime
-//     security_context_others.go verifyRunAsNonRoot);
+//     ("container has runAsNonRoot and image has non-numeric user ...,
+//     cannot verify user is non-root": the kubelet's verifyRunAsNonRoot,
+//     kubernetes pkg/kubelet/kuberuntime). The platform's pods also set
+//     runAsUser 65532, so this matters to anyone running the image alone;
 //   - the entrypoint is one absolute path, to a static ELF binary for the
 //     config's architecture (no libc, no interpreter);
 //   - no shell anywhere;
