@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +34,7 @@ import (
 	"microk8s-platform/infra/gateway"
 	mt "microk8s-platform/infra/internal/mocktest"
 	"microk8s-platform/infra/kube"
+	"microk8s-platform/infra/network"
 	"microk8s-platform/infra/observability"
 )
 
@@ -489,5 +491,30 @@ func TestEveryNetworkPolicyRuleIsPinned(t *testing.T) {
 			}
 			t.Logf("%s: %d mutations, each caught", tc.stack, len(muts))
 		})
+	}
+}
+
+// TestKongAPIRuleMatchesMicroK8s pins the MicroK8s facts Kong's API
+// egress rests on (canonical/microk8s v1.35):
+// microk8s-resources/default-args/kube-apiserver sets --secure-port=16443
+// (the port the firewall opens to admins, network.APIPort) and
+// --service-cluster-ip-range=10.152.183.0/24, whose first address is the
+// kubernetes Service's ClusterIP; microk8s-resources/default-args/cni-env
+// sets CNI=calico, whose egress check sees the DNAT'd node address. The
+// NetworkPolicy docs (kubernetes.io/docs/concepts/services-networking/
+// network-policies/, ipBlock) leave the DNAT order to the CNI, so both
+// forms are allowed.
+func TestKongAPIRuleMatchesMicroK8s(t *testing.T) {
+	if gateway.MicroK8sAPIPort != network.APIPort {
+		t.Errorf("Kong's API egress port %d, MicroK8s' API port %d", gateway.MicroK8sAPIPort, network.APIPort)
+	}
+	svcRange := netip.MustParsePrefix("10.152.183.0/24")
+	if vip := netip.MustParsePrefix(gateway.MicroK8sAPIVIP); vip.Bits() != 32 || vip.Addr() != svcRange.Addr().Next() {
+		t.Errorf("kubernetes ClusterIP %s, want the first address of %s", vip, svcRange)
+	}
+	got := gateway.MicroK8sAPIServer("10.0.1.0/24")
+	want := []gateway.IPPorts{{CIDR: "10.0.1.0/24", Ports: []int{16443}}, {CIDR: "10.152.183.1/32", Ports: []int{443}}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("MicroK8sAPIServer = %v, want %v", got, want)
 	}
 }

@@ -3,8 +3,11 @@
 // Deployment (restricted security context, probes, rolling updates that
 // never drop below the desired replicas), its Service, an Ingress served by
 // Kong with a rate-limiting plugin, a PodDisruptionBudget when there is
-// more than one replica, and NetworkPolicies that let only Kong and
-// Prometheus reach the service and only the service reach the database.
+// more than one replica, and NetworkPolicies (netpol.go) that deny
+// everything else: only Kong and Prometheus reach the service, only the
+// service reaches the database, the service reaches only the database and
+// DNS, the database reaches nothing. The namespace enforces Pod Security
+// "restricted" (kube.RestrictedNamespace).
 package app
 
 import (

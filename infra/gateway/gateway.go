@@ -3,7 +3,10 @@
 // as typed Kubernetes objects (no Helm, so a preview shows every object):
 // the CRDs it needs, least-privilege RBAC, the Deployment, a LoadBalancer
 // proxy Service (MetalLB hands it the VM's address), a status Service for
-// metrics, the IngressClass "kong" and a global prometheus plugin.
+// metrics, the IngressClass "kong" and a global prometheus plugin. The
+// namespace enforces Pod Security "restricted", and its NetworkPolicies
+// (netpol.go) let in the proxy ports from anywhere and the status port from
+// Prometheus, and let out only the backends, the Kubernetes API and DNS.
 //
 // KIC starts only if every controller it runs can sync its cache: KIC 3.4
 // runs all its controllers unless told otherwise and does not skip a Kong
