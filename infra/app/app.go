@@ -1,5 +1,7 @@
 // Package app runs the comments service on the cluster: its namespace, a
-// PostgreSQL StatefulSet with a volume and a Secret, the service's
+// PostgreSQL StatefulSet with a volume, a Secret, a roles sidecar that
+// keeps the service's least-privilege role and the passwords in line with
+// that Secret, and a disruption budget a drain can pass (database.go), the service's
 // Deployment (restricted security context, probes, rolling updates that
 // never drop below the desired replicas), its Service, an Ingress served by
 // Kong with a rate-limiting plugin, a PodDisruptionBudget when there is

@@ -61,12 +61,12 @@ const (
 	// The service waits for its database this long (DATABASE_WAIT), and its
 	// start-up probe (on /readyz) allows a minute more, so the process gives
 	// up with a clear message before the kubelet would kill it.
-	ServiceDatabaseWaitSeconds            = 240
-	serviceStartupPeriod                  = 5
-	serviceStartupFailures                = (ServiceDatabaseWaitSeconds + 60) / serviceStartupPeriod
-	credentialsDigestIterations           = 200_000
-	credentialsDigestBytes                = 16
-	dbRetainPolicy, dbDeletePolicy string = "Retain", "Delete"
+	ServiceDatabaseWaitSeconds  = 240
+	serviceStartupPeriod        = 5
+	serviceStartupFailures      = (ServiceDatabaseWaitSeconds + 60) / serviceStartupPeriod
+	credentialsDigestIterations = 200_000
+	credentialsDigestBytes      = 16
+	dbRetainPolicy              = "Retain"
 )
 
 // credentialsDigest is a one-way digest of the credentials, for a pod
