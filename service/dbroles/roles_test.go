@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -204,5 +206,56 @@ func TestMissingAppPasswordFails(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "app-password is missing") {
 		t.Fatalf("err=%v out=%s", err, out)
+	}
+}
+
+// As the sidecar runs it (a loop, no ONCE): a change of the mounted file —
+// the kubelet swaps a Secret volume's files by renaming — is applied within
+// a pass, and SIGTERM ends the loop at once with status 0.
+func TestSidecarLoopAppliesAChangedSecretFile(t *testing.T) {
+	pg := server(t)
+	dir, state := t.TempDir(), t.TempDir()
+	write := func(pw string) {
+		tmp := filepath.Join(dir, ".tmp")
+		if err := os.WriteFile(tmp, []byte(pw), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, dbroles.AppPasswordFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("loop-first")
+	cmd := exec.Command("bash", "-c", dbroles.Script)
+	cmd.Env = append(os.Environ(), "INTERVAL=0.2", "PGHOST="+pg.Dir, "PGPORT="+strconv.Itoa(pg.Port), "PGUSER=postgres",
+		"APP_ROLE="+role, "APP_DATABASE="+db, "SECRETS_DIR="+dir, "STATE_DIR="+state)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	until := func(pw string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			c, err := pgx.Connect(context.Background(), pg.UserURL(role, pw, db))
+			if err == nil {
+				c.Close(context.Background())
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("password %q never accepted: %v", pw, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	until("loop-first")
+	write("loop-second")
+	until("loop-second")
+	if _, err := connect(t, pg.UserURL(role, "loop-first", db)); sqlState(err) != "28P01" {
+		t.Fatalf("old password after the file changed: %v", err)
+	}
+	begun := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil || time.Since(begun) > 5*time.Second {
+		t.Fatalf("after SIGTERM: %v in %s", err, time.Since(begun))
 	}
 }
