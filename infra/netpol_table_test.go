@@ -27,6 +27,7 @@ import (
 	"testing"
 
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -113,7 +114,7 @@ func capture(t *testing.T, stack string, nodeIP string) declared {
 	objs := kubeObjects(m)
 	d := declared{Pods: map[string]pod{}}
 	for _, o := range ofKind(objs, "NetworkPolicy") {
-		b, err := json.Marshal(o.Inputs.Mappable())
+		b, err := json.Marshal(plain(resource.NewObjectProperty(o.Inputs)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,6 +172,35 @@ func capture(t *testing.T, stack string, nodeIP string) declared {
 		d.Pods[p.Name] = p
 	}
 	return d
+}
+
+// plain turns a captured property value into the JSON the provider would
+// send: secrets unwrapped, outputs by their known value, unknowns null.
+func plain(v resource.PropertyValue) any {
+	switch {
+	case v.IsSecret():
+		return plain(v.SecretValue().Element)
+	case v.IsOutput():
+		if o := v.OutputValue(); o.Known {
+			return plain(o.Element)
+		}
+		return nil
+	case v.IsComputed():
+		return nil
+	case v.IsObject():
+		m := map[string]any{}
+		for k, e := range v.ObjectValue() {
+			m[string(k)] = plain(e)
+		}
+		return m
+	case v.IsArray():
+		var a []any
+		for _, e := range v.ArrayValue() {
+			a = append(a, plain(e))
+		}
+		return a
+	}
+	return v.Mappable()
 }
 
 func plainLabels(c kube.Component) map[string]string {

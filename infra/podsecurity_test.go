@@ -100,7 +100,7 @@ func TestOurPodsMeetRestrictedAtThePinnedVersion(t *testing.T) {
 				t.Fatalf("%d workloads", len(owners))
 			}
 			for _, w := range owners {
-				b, err := json.Marshal(mt.Get(w.Inputs, "spec.template").Mappable())
+				b, err := json.Marshal(plain(mt.Get(w.Inputs, "spec.template")))
 				if err != nil {
 					t.Fatal(err)
 				}
