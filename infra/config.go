@@ -86,8 +86,6 @@ type Config struct {
 	DBAdminPassword    pulumi.StringOutput // dbAdminPassword (secret, optional): the PostgreSQL superuser's; unset, it is random and unknown
 	DBReclaimPolicy    string              // dbReclaimPolicy: Delete (destroy deletes the data) or Retain (the volume outlives destroy); default Delete
 	Observability      bool                // observability: ServiceMonitors, alert rules and dashboards; default true except for kubeconfig
-	hasDBAdminPassword bool
-	hasDBPassword      bool
 
 	// Alerts (observability on a MicroK8s of ours): where the addon's
 	// Alertmanager sends them. At least one receiver is required.
@@ -100,6 +98,8 @@ type Config struct {
 	PrometheusStorageGiB int                 // prometheusStorageGiB: Prometheus' volume on the host's disk, default 10
 	hasSMTPPassword      bool
 	alertWebhook         string // its value, for Validate only
+	hasDBAdminPassword   bool
+	hasDBPassword        bool
 
 	// Budget (aws)
 	BudgetMonthlyUSD float64  // budgetMonthlyUsd, default 15
