@@ -65,7 +65,16 @@ func init() {
 					t.Fatal(err)
 				}
 				for _, s := range sts.Items {
-					templates["statefulset/"+s.Name], selectors["statefulset/"+s.Name] = s.Spec.Template, s.Spec.Selector
+					// The StatefulSet controller adds a volume per claim
+					// template (claim <template>-<set>-<ordinal>); so does
+					// this copy of its pod 0.
+					tmpl := *s.Spec.Template.DeepCopy()
+					for _, c := range s.Spec.VolumeClaimTemplates {
+						tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{
+							PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.Name + "-" + s.Name + "-0"},
+						}})
+					}
+					templates["statefulset/"+s.Name], selectors["statefulset/"+s.Name] = tmpl, s.Spec.Selector
 				}
 				if len(templates) == 0 {
 					t.Fatalf("no workloads in %s", ns)
