@@ -80,12 +80,13 @@ func hasDep(r mt.Resource, urnSuffix string) bool {
 //
 // Upstream facts this relies on:
 //   - `microk8s ctr` is containerd's ctr with --namespace k8s.io, the
-//     namespace the CRI serves the kubelet from (canonical/microk8s v1.32,
-//     microk8s-resources/default-args/ctr and wrappers/microk8s-ctr.wrapper);
-//   - MicroK8s 1.32 ships containerd v1.6.36 (build-scripts/components/
-//     containerd/version.sh), whose `ctr image import --base-name B
-//     --digests` names each manifest of an OCI archive B@<digest>
-//     (cmd/ctr/commands/images/import.go, import.go Import);
+//     namespace the CRI serves the kubelet from (canonical/microk8s 1.32 and
+//     1.35, microk8s-resources/default-args/ctr and wrappers/microk8s-ctr.wrapper);
+//   - MicroK8s 1.35 ships containerd v2.1.6 and 1.32 v1.6.36
+//     (build-scripts/components/containerd/version.sh); in both
+//     `ctr image import --base-name B --digests` names each unnamed
+//     manifest of an OCI archive B@<digest> (cmd/ctr/commands/images/
+//     import.go; v2: core/transfer/image/imagestore.go WithDigestRef);
 //   - the CRI sees images created through ctr (pkg/cri/server/events.go,
 //     ImageCreate -> updateImage) and resolves a reference by its
 //     Docker-normalised name (helpers.go localResolve), which for a name

@@ -146,8 +146,10 @@ func TestBuildIsReproducible(t *testing.T) {
 // The tarball is an OCI image layout that names no reference and whose one
 // manifest is the image's digest: what `ctr image import --digests
 // --base-name` turns into exactly one image, <base-name>@<digest>
-// (containerd v1.6.36 — MicroK8s 1.32's, build-scripts/components/
-// containerd/version.sh — import.go Import: a manifest without the
+// (containerd v2.1.6 — MicroK8s 1.35's, build-scripts/components/
+// containerd/version.sh at canonical/microk8s 1.35 — adds it in
+// core/transfer/image/imagestore.go WithDigestRef, "%s@%s"; v1.6.36 —
+// MicroK8s 1.32's — in import.go Import: a manifest without the
 // io.containerd.image.name / org.opencontainers.image.ref.name annotations
 // gets no name, and WithDigestRef(archive.DigestTranslator(prefix)) adds
 // prefix@digest; images/archive/importer.go reads oci-layout and

@@ -48,10 +48,13 @@ func RemotePath(digest string) string {
 // it, and remove the archive.
 //
 // `microk8s ctr` runs containerd's ctr with --namespace k8s.io (MicroK8s
-// v1.32 microk8s-resources/default-args/ctr), the namespace the CRI plugin
-// serves the kubelet from. `ctr image import --base-name B --digests`
-// creates B@<manifest digest> for each manifest of the archive's
-// index.json (containerd v1.6.36 cmd/ctr/commands/images/import.go).
+// 1.32 and 1.35 microk8s-resources/default-args/ctr), the namespace the CRI
+// plugin serves the kubelet from. `ctr image import --base-name B --digests`
+// creates B@<manifest digest> for each unnamed manifest of the archive's
+// index.json: containerd v1.6.36 (MicroK8s 1.32) through the local importer,
+// v2.1.6 (MicroK8s 1.35, the default channel) through the transfer service
+// (cmd/ctr/commands/images/import.go, core/transfer/image/imagestore.go
+// WithDigestRef: "%s@%s").
 func ImportScript(b *Built, remotePath string) string {
 	ref := b.LocalRef()
 	return fmt.Sprintf(`set -eu
