@@ -109,11 +109,9 @@ func (p *proc) status(t *testing.T, method, path, body string) int {
 func (p *proc) stop(t *testing.T) (int, []map[string]any) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	err := p.cmd.Wait()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
+	// Read the log to its end (the process exiting closes it) before Wait:
+	// Wait closes the pipe, and a line still unread would be lost
+	// (os/exec, Cmd.StdoutPipe).
 	var lines []map[string]any
 	for l := range p.logs {
 		var rec map[string]any
@@ -122,6 +120,11 @@ func (p *proc) stop(t *testing.T) (int, []map[string]any) {
 			continue
 		}
 		lines = append(lines, rec)
+	}
+	err := p.cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
 	}
 	return code, lines
 }
