@@ -1,6 +1,8 @@
 package infra
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -134,6 +136,12 @@ func TestBuiltImageIsSideloadedOnEveryVMTarget(t *testing.T) {
 				!strings.Contains(create, "sudo -n microk8s ctr image import --base-name 'microk8s-platform.local/comments' --digests '"+image.RemotePath(b.Digest)+"'") ||
 				!strings.Contains(create, `!= '`+c.arch+`' ]`) {
 				t.Errorf("import command:\n%s", create)
+			}
+			// The import deletes the archive: a changed import script must
+			// re-run the copy too, so the copy's triggers carry its hash.
+			importHash := sha256.Sum256([]byte(create))
+			if !slices.Contains(mt.Strings(cp.Inputs, "triggers"), hex.EncodeToString(importHash[:])) {
+				t.Errorf("copy triggers %v lack the import script's hash", mt.Strings(cp.Inputs, "triggers"))
 			}
 			if !strings.Contains(mt.Str(imp.Inputs, "delete"), "microk8s ctr image rm '"+b.LocalRef()+"'") {
 				t.Errorf("import delete: %s", mt.Str(imp.Inputs, "delete"))

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -85,8 +87,13 @@ func NewSideload(ctx *pulumi.Context, name string, args SideloadArgs, opts ...pu
 		return nil, err
 	}
 	deps := []pulumi.Resource{args.Installed}
-	triggers := append(pulumi.Array{pulumi.String(args.Built.Digest)}, args.HostTriggers...)
 	remotePath := RemotePath(args.Built.Digest)
+	importScript := ImportScript(args.Built, remotePath)
+	// The import removes the archive it imported, so a changed import
+	// script must bring a fresh copy: both steps share triggers that hold
+	// the script's hash.
+	scriptHash := sha256.Sum256([]byte(importScript))
+	triggers := append(pulumi.Array{pulumi.String(args.Built.Digest), pulumi.String(hex.EncodeToString(scriptHash[:]))}, args.HostTriggers...)
 	var err error
 	s.Copy, err = remote.NewCopyToRemote(ctx, name+"-copy", &remote.CopyToRemoteArgs{
 		Connection: args.Connection,
@@ -99,7 +106,7 @@ func NewSideload(ctx *pulumi.Context, name string, args SideloadArgs, opts ...pu
 	}
 	s.Import, err = remote.NewCommand(ctx, name+"-import", &remote.CommandArgs{
 		Connection: args.Connection,
-		Create:     pulumi.String(ImportScript(args.Built, remotePath)),
+		Create:     pulumi.String(importScript),
 		Delete:     pulumi.String(RemoveScript(args.Built)),
 		Triggers:   triggers,
 	}, pulumi.Parent(s), pulumi.DependsOn([]pulumi.Resource{s.Copy}))
