@@ -24,6 +24,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"microk8s-platform/infra/gateway"
+	"microk8s-platform/infra/image"
 	"microk8s-platform/infra/kube"
 )
 
@@ -36,10 +37,10 @@ const (
 	DatabaseUser      = "comments"
 	SecretName        = "comments-db"
 	RateLimitPlugin   = "comments-rate-limit"
-	HTTPPort          = 8080
+	HTTPPort          = image.Port // the image listens there
 	PostgresPort      = 5432
-	serviceUID        = 65532 // distroless nonroot
-	postgresUID       = 999   // the postgres image's user
+	serviceUID        = image.UID // the image's user
+	postgresUID       = 999       // the postgres image's user
 	PrometheusNS      = "observability"
 	IngressPathPrefix = "/api/comment"
 )

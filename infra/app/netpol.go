@@ -12,7 +12,7 @@ import (
 // here allows it. In: Kong and Prometheus reach the service's port; only
 // the service reaches PostgreSQL's. Out: the service reaches PostgreSQL and
 // the cluster's DNS, nothing else; PostgreSQL opens no connection at all.
-// infra/netpoltable evaluates these objects as a truth table.
+// infra/netpol_table_test.go evaluates these objects as a truth table.
 func networkPolicies(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) error {
 	in := []string{"Ingress"}
 	return kube.NewNetworkPolicies(ctx, name, API, Namespace, []kube.NetworkPolicy{

@@ -80,8 +80,8 @@ type Cluster struct {
 	// another package carries them so that it re-runs on a new machine.
 	Triggers pulumi.Array
 	// Installed is the step after which MicroK8s runs (snap installed,
-	// node ready); Addons the step after which its addons are enabled.
-	Installed, Addons *remote.Command
+	// node ready).
+	Installed *remote.Command
 	// Steps are the remote commands in the order they run.
 	Steps []*remote.Command
 }
@@ -185,7 +185,6 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			triggers = append(triggers, vars[k])
 			parts = append(parts, vars[k])
 		}
-		s := s
 		create := pulumi.All(parts...).ApplyT(func(vals []any) string {
 			m := map[string]string{}
 			for i, k := range keys {
@@ -216,8 +215,6 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		switch s.Name {
 		case "install":
 			c.Installed = cmd
-		case "addons":
-			c.Addons = cmd
 		case "kubeconfig":
 			kc = cmd
 		}

@@ -75,7 +75,7 @@ func AnyAPIServer() []IPPorts {
 // networkPolicies: nothing enters or leaves the kong namespace unless a
 // rule here allows it. In: anyone on the proxy ports; pol.MetricsFrom on
 // the status port. Out: the backends' ports, the Kubernetes API, DNS.
-// infra/netpoltable evaluates these objects as a truth table.
+// infra/netpol_table_test.go evaluates these objects as a truth table.
 func networkPolicies(ctx *pulumi.Context, name string, pol Policy, opts ...pulumi.ResourceOption) error {
 	if len(pol.APIServer) == 0 {
 		return fmt.Errorf("gateway: no API server address for Kong's egress: its controller could not reach the Kubernetes API")

@@ -97,6 +97,3 @@ func (d *deadline) Ping(ctx context.Context) error {
 }
 
 func (d *deadline) Close() error { return d.s.Close() }
-
-// Unwrap returns the wrapped store.
-func (d *deadline) Unwrap() Store { return d.s }
