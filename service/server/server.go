@@ -19,16 +19,6 @@ import (
 	"microk8s-platform/service/store"
 )
 
-// OpenStore returns the store the configuration selects.
-func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
-	if cfg.DatabaseURL == "" {
-		return store.NewMemory(), nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return store.OpenPostgres(ctx, cfg.DatabaseURL)
-}
-
 // Header limits. Clients reach the service through Kong, whose nginx
 // accepts a request line and each header line of at most 8 KiB and at most
 // four such buffers per request (large_client_header_buffers 4 8k), so no

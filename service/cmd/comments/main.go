@@ -48,9 +48,7 @@ func run() error {
 
 	var s store.Store
 	if cfg.DatabaseURL == "" {
-		if s, err = server.OpenStore(ctx, cfg); err != nil {
-			return err
-		}
+		s = store.NewMemory()
 	} else {
 		p, err := store.ConnectPostgres(ctx, cfg.DatabaseURL, store.WaitOptions{
 			Timeout: cfg.DatabaseWait,
