@@ -60,8 +60,8 @@ type Args struct {
 	LockTable   string
 	// NoncurrentDays keeps replaced state versions this long.
 	NoncurrentDays int
-	// GitHubRepo ("owner/name") whose workflows may assume the roles.
-	GitHubRepo string
+	// GitHubRepo is the repository whose workflows may assume the roles.
+	GitHubRepo GitHubRepo
 	// Stacks get one GitHub environment, deploy role and secrets key each.
 	Stacks []string
 	// PreviewStacks are previewed on pull requests (read-only role);

@@ -129,7 +129,7 @@ func TestOutputsSayHowToUseTheBackend(t *testing.T) {
 		var err error
 		b, err = New(ctx, "backend", Args{
 			Owner: tagsOwner(), Account: mt.Account, Region: "eu-west-1", Bucket: "acme-state", StatePrefix: "platform",
-			LockTable: "locks", NoncurrentDays: 30, GitHubRepo: "acme/platform", Stacks: []string{"dev"},
+			LockTable: "locks", NoncurrentDays: 30, GitHubRepo: GitHubRepo{Name: "acme/platform"}, Stacks: []string{"dev"},
 			PreviewStacks: []string{"dev"},
 		})
 		return err
@@ -242,6 +242,7 @@ func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
 		"githubRepository": "not a repo", "stateBucket": "Bad_Bucket", "lockTable": "x",
 		"noncurrentVersionDays": "0", "stacks": `["dev","no spaces"]`, "githubOidcProviderArn": "oidc",
 		"previewStacks": `["prod2"]`, "spotServiceLinkedRoleExists": "maybe",
+		"githubOwnerId": "acme", "githubRepositoryId": "12x",
 	})
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
@@ -250,6 +251,7 @@ func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
 		`githubRepository "not a repo"`, `stateBucket "Bad_Bucket"`, `lockTable "x"`,
 		`noncurrentVersionDays "0"`, `stacks "no spaces"`, `githubOidcProviderArn "oidc"`,
 		`previewStacks "prod2"`, `spotServiceLinkedRoleExists "maybe"`,
+		`githubOwnerId "acme"`, `githubRepositoryId "12x"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
@@ -257,6 +259,35 @@ func TestInvalidConfigurationNamesEveryProblem(t *testing.T) {
 	}
 	if _, err := mt.RunProject(t, project, "bootstrap", mt.StackFileIn(t, "stacks/backend", "bootstrap"), Run); err == nil || !strings.Contains(err.Error(), "githubRepository") {
 		t.Errorf("missing githubRepository: %v", err)
+	}
+}
+
+// The repository's ids come in pairs: one alone cannot form the immutable
+// subject, so it is refused rather than half used; both reach every role's
+// trust policy next to the name-only form.
+func TestGitHubIDsReachTheTrustPolicies(t *testing.T) {
+	_, err := bootstrap(t, map[string]string{"githubOwnerId": "123456"})
+	if err == nil || !strings.Contains(err.Error(), "set both or neither") {
+		t.Errorf("githubOwnerId alone: %v", err)
+	}
+	m, err := bootstrap(t, map[string]string{"githubOwnerId": "123456", "githubRepositoryId": "456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.ByType("aws:iam/role:Role") {
+		subs := policyOf(t, r, "assumeRolePolicy").Statement[0].Condition["StringEquals"][GitHubIssuer+":sub"]
+		var legacy, immutable int
+		for _, s := range subs.([]any) {
+			switch {
+			case strings.HasPrefix(s.(string), "repo:acme@123456/microk8s-platform@456789:"):
+				immutable++
+			case strings.HasPrefix(s.(string), "repo:acme/microk8s-platform:"):
+				legacy++
+			}
+		}
+		if legacy == 0 || legacy != immutable || legacy+immutable != len(subs.([]any)) {
+			t.Errorf("%s trusts %v: want each subject in both forms", r.Name, subs)
+		}
 	}
 }
 

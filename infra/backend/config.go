@@ -18,15 +18,18 @@ import (
 
 // Config is the bootstrap stack's configuration (stacks/backend/Pulumi.*.yaml).
 type Config struct {
-	GitHubRepo      string   // githubRepository, required: "owner/name"
-	Bucket          string   // stateBucket; default <platform>-state-<account>
-	StatePrefix     string   // statePrefix; default "microk8s-platform"
-	LockTable       string   // lockTable; default "microk8s-platform-locks"
-	NoncurrentDays  int      // noncurrentVersionDays; default 90
-	Stacks          []string // stacks; default [dev, prod]
-	PreviewStacks   []string // previewStacks: previewed on pull requests; default [dev]
-	DriftStacks     []string // driftStacks: checked for drift from main; default [prod]
-	OIDCProviderARN string   // githubOidcProviderArn; empty creates the provider
+	GitHubRepo string // githubRepository, required: "owner/name"
+	// githubOwnerId, githubRepositoryId: the numeric ids, for repositories
+	// whose tokens carry immutable subject claims; both or neither.
+	GitHubOwnerID, GitHubRepoID string
+	Bucket                      string   // stateBucket; default <platform>-state-<account>
+	StatePrefix                 string   // statePrefix; default "microk8s-platform"
+	LockTable                   string   // lockTable; default "microk8s-platform-locks"
+	NoncurrentDays              int      // noncurrentVersionDays; default 90
+	Stacks                      []string // stacks; default [dev, prod]
+	PreviewStacks               []string // previewStacks: previewed on pull requests; default [dev]
+	DriftStacks                 []string // driftStacks: checked for drift from main; default [prod]
+	OIDCProviderARN             string   // githubOidcProviderArn; empty creates the provider
 	// spotServiceLinkedRoleExists: true when the account already has
 	// AWSServiceRoleForEC2Spot (any earlier spot request made it); default
 	// false creates it.
@@ -38,6 +41,7 @@ const Platform = repo.Project
 
 var (
 	repoRe   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+	idRe     = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
 	bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	tableRe  = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 	prefixRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
@@ -49,6 +53,8 @@ func LoadConfig(ctx *pulumi.Context) (Config, error) {
 	c := config.New(ctx, "")
 	cfg := Config{
 		GitHubRepo:      c.Get("githubRepository"),
+		GitHubOwnerID:   c.Get("githubOwnerId"),
+		GitHubRepoID:    c.Get("githubRepositoryId"),
 		Bucket:          c.Get("stateBucket"),
 		StatePrefix:     orDefault(c.Get("statePrefix"), Platform),
 		LockTable:       orDefault(c.Get("lockTable"), Platform+"-locks"),
@@ -87,7 +93,15 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(key, val, want string) { errs = append(errs, fmt.Errorf("%s %q: %s", key, val, want)) }
 	if !repoRe.MatchString(c.GitHubRepo) {
-		bad("githubRepository", c.GitHubRepo, "want the GitHub repository whose workflows deploy, as owner/name (pulumi config set githubRepository acme/microk8s-platform)")
+		bad("githubRepository", c.GitHubRepo, "want the GitHub repository whose workflows deploy, as owner/name (pulumi config set githubRepository acme/microk8s-platform); for the immutable subject form owner@id/name@id, set githubOwnerId and githubRepositoryId instead of writing the ids here")
+	}
+	for _, kv := range [][2]string{{"githubOwnerId", c.GitHubOwnerID}, {"githubRepositoryId", c.GitHubRepoID}} {
+		if key, id := kv[0], kv[1]; id != "" && !idRe.MatchString(id) {
+			bad(key, id, "want the numeric id GitHub gives it: gh api repos/OWNER/REPO --jq '.owner.id, .id' prints the owner's, then the repository's")
+		}
+	}
+	if (c.GitHubOwnerID == "") != (c.GitHubRepoID == "") {
+		errs = append(errs, fmt.Errorf("githubOwnerId %q and githubRepositoryId %q: set both or neither (the immutable subject repo:OWNER@OWNER_ID/REPO@REPO_ID needs both; gh api repos/OWNER/REPO --jq '.owner.id, .id')", c.GitHubOwnerID, c.GitHubRepoID))
 	}
 	if c.Bucket != "" && (!bucketRe.MatchString(c.Bucket) || strings.Contains(c.Bucket, "..")) {
 		bad("stateBucket", c.Bucket, "want an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens")
@@ -150,7 +164,7 @@ func Run(ctx *pulumi.Context) error {
 		Owner:   tags.Owner{Project: Platform, Stack: ctx.Stack()},
 		Account: id.AccountId, Region: region.Name,
 		Bucket: cfg.Bucket, StatePrefix: cfg.StatePrefix, LockTable: cfg.LockTable,
-		NoncurrentDays: cfg.NoncurrentDays, GitHubRepo: cfg.GitHubRepo, Stacks: cfg.Stacks,
+		NoncurrentDays: cfg.NoncurrentDays, GitHubRepo: GitHubRepo{Name: cfg.GitHubRepo, OwnerID: cfg.GitHubOwnerID, ID: cfg.GitHubRepoID}, Stacks: cfg.Stacks,
 		PreviewStacks: cfg.PreviewStacks, DriftStacks: cfg.DriftStacks,
 		CreateSpotServiceLinkedRole: !cfg.SpotRoleExists,
 		ExistingOIDCProviderARN:     cfg.OIDCProviderARN,

@@ -1,38 +1,20 @@
 package backend
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 
 	"microk8s-platform/infra/network"
+	"microk8s-platform/internal/iampolicy"
 )
 
-// PolicyDocument is an IAM policy, typed so the tests can read it back.
-type PolicyDocument struct {
-	Version   string
-	Statement []Statement
-}
+// PolicyDocument is an IAM policy (internal/iampolicy, which also
+// evaluates one).
+type PolicyDocument = iampolicy.Document
 
 // Statement is one IAM policy statement.
-type Statement struct {
-	Sid       string                    `json:",omitempty"`
-	Effect    string                    `json:"Effect"`
-	Principal map[string]any            `json:",omitempty"`
-	Action    []string                  `json:"Action"`
-	Resource  []string                  `json:",omitempty"`
-	Condition map[string]map[string]any `json:",omitempty"`
-}
-
-// JSON renders the document.
-func (d PolicyDocument) JSON() string {
-	b, err := json.Marshal(d)
-	if err != nil {
-		panic(err) // only strings and maps: cannot fail
-	}
-	return string(b)
-}
+type Statement = iampolicy.Statement
 
 // Scope is what the CI roles may touch: the names and ARNs of this
 // project's state, lock, keys and cloud resources.
@@ -58,7 +40,12 @@ func (s Scope) budgetARN(stack string) string {
 // StackKeys are the S3 keys of one stack under the state prefix, as
 // patterns. Pulumi's self-managed backend in its project layout (meta.yaml
 // version 1, what a new bucket gets) keeps a stack in
-// .pulumi/stacks/<project>/<stack>.json[.gz|.zst] (+ .bak),
+// .pulumi/stacks/<project>/<stack>.json[.gz|.zst] (+ .bak), its tags in
+// .pulumi/stacks/<project>/<stack>.pulumi-tags (read on every preview and
+// update, which tolerate only NotFound: pulumi/pulumi v3.274.1
+// pkg/backend/diy/stack_tags.go loadStackTags; S3's AccessDenied is not
+// that, so without it every command fails; found by the real CLI in
+// statecalls_test.go),
 // .pulumi/history/<project>/<stack>/, .pulumi/backups/<project>/<stack>/ and
 // its lock files in .pulumi/locks/organization/<project>/<stack>/
 // (pulumi/pulumi pkg/backend/diy/store.go projectReferenceStore, lock.go
@@ -67,6 +54,7 @@ func (s Scope) StackKeys(stack string) []string {
 	p := s.StatePrefix + "/.pulumi/"
 	return []string{
 		p + "stacks/" + s.Project + "/" + stack + ".json*",
+		p + "stacks/" + s.Project + "/" + stack + ".pulumi-tags",
 		p + "history/" + s.Project + "/" + stack + "/*",
 		p + "backups/" + s.Project + "/" + stack + "/*",
 		p + "locks/organization/" + s.Project + "/" + stack + "/*",
@@ -201,9 +189,17 @@ func (s Scope) readStatements(stacks []string) []Statement {
 	return []Statement{
 		// s3:prefix is a condition key of ListBucket only (Service
 		// Authorization Reference, Amazon S3); Pulumi lists a stack's
-		// files by prefix (stackPath, checkForLock, history).
+		// files by prefix (stackPath, checkForLock, history), and a
+		// listing under another prefix is refused. IfExists: S3 answers
+		// a read of a missing key with 404 only to a caller who may
+		// ListBucket, otherwise 403 (Amazon S3 API Reference, GetObject,
+		// "Permissions"), and that check carries no s3:prefix. The CLI
+		// reads the optional <stack>.pulumi-tags on every command and
+		// accepts only NotFound, so without it every preview and update
+		// fails (statecalls_test.go). What the bare ListBucket adds is
+		// the names of the state files, not their contents.
 		{Sid: "ListState", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{s.bucketARN()},
-			Condition: map[string]map[string]any{"StringLike": {"s3:prefix": keys}}},
+			Condition: map[string]map[string]any{"StringLikeIfExists": {"s3:prefix": keys}}},
 		{Sid: "ReadState", Effect: "Allow", Action: []string{"s3:GetObject"},
 			Resource: append(s.objectARNs(keys), s.objectARNs([]string{s.MetaKey()})...)},
 		{Sid: "StateKey", Effect: "Allow", Action: []string{"kms:Decrypt"}, Resource: []string{s.StateKeyARN},
@@ -309,12 +305,40 @@ const (
 	GitHubAudience = "sts.amazonaws.com"
 )
 
+// GitHubRepo is the repository whose workflows may assume the roles.
+type GitHubRepo struct {
+	Name string // owner/name, as GitHub spells it (the sub claim compares case-sensitively)
+	// OwnerID and ID are the owner's and the repository's numeric ids
+	// (gh api repos/OWNER/REPO --jq '.owner.id, .id'); both or neither.
+	OwnerID, ID string
+}
+
+// SubjectPrefixes are the forms the sub claim of the repository's tokens
+// may start with: repo:<owner>/<name>, and with the ids also the immutable
+// form repo:<owner>@<owner id>/<name>@<repository id>. GitHub gives that
+// form to repositories created or renamed on or after 2026-07-15, and to
+// older ones that opt in ("The immutable ID is appended to each name with
+// an @ delimiter": github/docs, content/actions/concepts/security/
+// openid-connect.md, "Immutable subject claims"; GitHub changelog
+// 2026-04-23).
+func (g GitHubRepo) SubjectPrefixes() []string {
+	out := []string{"repo:" + g.Name}
+	if g.OwnerID != "" && g.ID != "" {
+		owner, name, _ := strings.Cut(g.Name, "/")
+		out = append(out, "repo:"+owner+"@"+g.OwnerID+"/"+name+"@"+g.ID)
+	}
+	return out
+}
+
 // TrustPolicy lets GitHub Actions runs of repo whose token subject is
-// exactly one of subjects assume a role, and nobody else.
-func TrustPolicy(providerARN, repo string, subjects []string) PolicyDocument {
-	subs := make([]string, 0, len(subjects))
-	for _, s := range subjects {
-		subs = append(subs, "repo:"+repo+":"+s)
+// exactly one of subjects, in either form of SubjectPrefixes, assume a
+// role, and nobody else: StringEquals, no wildcards.
+func TrustPolicy(providerARN string, repo GitHubRepo, subjects []string) PolicyDocument {
+	var subs []string
+	for _, prefix := range repo.SubjectPrefixes() {
+		for _, s := range subjects {
+			subs = append(subs, prefix+":"+s)
+		}
 	}
 	slices.Sort(subs)
 	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{{

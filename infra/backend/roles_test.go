@@ -492,13 +492,18 @@ func TestTagOnCreateNeedsItsOwnStatement(t *testing.T) {
 // A branch's workflow dispatched against unprotected dev gets a token with
 // subject repo:<r>:environment:dev (GitHub docs, OpenID Connect reference:
 // a job that references an environment gets environment:<name>): it can
-// assume deploy-dev and nothing that reaches prod.
+// assume deploy-dev and nothing that reaches prod. With the repository's
+// ids configured, the same holds for the immutable form
+// repo:<owner>@<owner id>/<name>@<repository id>:... (github/docs,
+// content/actions/concepts/security/openid-connect.md, "Immutable subject
+// claims": "repo:octocat@123456/my-repo@456789:ref:refs/heads/main"), and
+// the ids must be exactly the repository's.
 func TestEachRoleTrustsItsOwnSubjectsOnly(t *testing.T) {
 	specs := Roles(stacks, []string{"dev"}, []string{"prod"})
-	trusts := func(spec RoleSpec, sub string) bool {
-		d := TrustPolicy("arn:aws:iam::"+mt.Account+":oidc-provider/"+GitHubIssuer, "acme/platform", spec.Subjects)
+	const provider = "arn:aws:iam::" + mt.Account + ":oidc-provider/" + GitHubIssuer
+	assume := func(d PolicyDocument, sub string) bool {
 		return allowed(t, d, request{"sts:AssumeRoleWithWebIdentity", "", map[string][]string{
-			GitHubIssuer + ":aud": {GitHubAudience}, GitHubIssuer + ":sub": {"repo:acme/platform:" + sub},
+			GitHubIssuer + ":aud": {GitHubAudience}, GitHubIssuer + ":sub": {sub},
 		}})
 	}
 	subjects := []string{"environment:dev", "environment:prod", "pull_request", "ref:refs/heads/main", "ref:refs/heads/feature", "environment:dev-x"}
@@ -511,17 +516,43 @@ func TestEachRoleTrustsItsOwnSubjectsOnly(t *testing.T) {
 	if len(specs) != len(want) {
 		t.Fatalf("roles %v", specs)
 	}
+	named := GitHubRepo{Name: "acme/platform"}
+	withIDs := GitHubRepo{Name: "acme/platform", OwnerID: "123456", ID: "456789"}
+	const legacy, immutable = "repo:acme/platform:", "repo:acme@123456/platform@456789:"
 	for _, spec := range specs {
+		byName := TrustPolicy(provider, named, spec.Subjects)
+		both := TrustPolicy(provider, withIDs, spec.Subjects)
 		for _, sub := range subjects {
-			if got := trusts(spec, sub); got != slices.Contains(want[spec.Name], sub) {
-				t.Errorf("%s trusts %s: %v", spec.Name, sub, got)
+			mine := slices.Contains(want[spec.Name], sub)
+			for _, c := range []struct {
+				d    PolicyDocument
+				sub  string
+				want bool
+			}{
+				{byName, legacy + sub, mine},
+				{byName, immutable + sub, false}, // ids not configured: a repository on immutable claims cannot assume
+				{both, legacy + sub, mine},
+				{both, immutable + sub, mine},
+				{both, "repo:acme@123456/platform@999999:" + sub, false}, // another repository of the same owner, same name later
+				{both, "repo:acme@777777/platform@456789:" + sub, false},
+				{both, "repo:evil/platform:" + sub, false},
+				{both, "repo:evil@123456/platform@456789:" + sub, false},
+			} {
+				if got := assume(c.d, c.sub); got != c.want {
+					t.Errorf("%s trusts %s: %v, want %v", spec.Name, c.sub, got, c.want)
+				}
 			}
 		}
-		other := TrustPolicy("p", "acme/platform", spec.Subjects)
-		if allowed(t, other, request{"sts:AssumeRoleWithWebIdentity", "", map[string][]string{
-			GitHubIssuer + ":aud": {GitHubAudience}, GitHubIssuer + ":sub": {"repo:evil/platform:" + spec.Subjects[0]},
-		}}) {
-			t.Errorf("%s trusts another repository", spec.Name)
+		// Exact subjects only: no wildcard operator, no wildcard in a value.
+		for op, kv := range both.Statement[0].Condition {
+			if op != "StringEquals" {
+				t.Errorf("%s: trust condition %s", spec.Name, op)
+			}
+			for _, v := range kv[GitHubIssuer+":sub"].([]string) {
+				if strings.ContainsAny(v, "*?") {
+					t.Errorf("%s trusts pattern %s", spec.Name, v)
+				}
+			}
 		}
 	}
 }
@@ -562,7 +593,9 @@ func TestRolesReachOnlyTheirStacksStateLockAndKeys(t *testing.T) {
 				{list("stacks/" + Platform + "/" + st + ".json"), mine},
 				{list("locks/organization/" + Platform + "/" + st + "/"), mine},
 				{list("history/" + Platform + "/" + st + "/"), mine},
-				{request{"s3:ListBucket", "arn:aws:s3:::state-bucket", nil}, false},
+				{request{"s3:ListBucket", "arn:aws:s3:::state-bucket", nil}, true}, // the 404-or-403 check of a missing key
+				{list("stacks/" + Platform + "/"), false},                          // the other stack's files by prefix
+				{list(""), false},
 				{request{"kms:Decrypt", s.SecretsKeyARNs[st], nil}, mine},
 				{request{"kms:Encrypt", s.SecretsKeyARNs[st], nil}, false},
 				{request{"kms:Decrypt", s.StateKeyARN, via("s3")}, true},

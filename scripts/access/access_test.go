@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"microk8s-platform/infra/network"
-	"microk8s-platform/scripts/internal/moto"
+	"microk8s-platform/internal/moto"
 )
 
 const runner = "203.0.113.7/32"

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"microk8s-platform/scripts/internal/moto"
+	"microk8s-platform/internal/moto"
 )
 
 const table = "microk8s-platform-locks"

@@ -1,12 +1,14 @@
 // Package moto starts the moto AWS emulator (moto_server, preinstalled on
 // the CI machine) on 127.0.0.1 for a test, points the AWS SDK's standard
-// environment variables at it, and stops it when the test ends.
+// environment variables at it, and stops it when the test ends. Its
+// account's id is Account, and it accepts any credentials.
 package moto
 
 import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -16,10 +18,22 @@ import (
 // Region the emulated account lives in.
 const Region = "us-east-1"
 
+// Account is moto's default account id.
+const Account = "123456789012"
+
+// Option changes how moto_server starts.
+type Option func(*exec.Cmd)
+
+// Env sets an environment variable of moto_server (MOTO_AMIS_PATH: the
+// images its EC2 knows).
+func Env(key, value string) Option {
+	return func(c *exec.Cmd) { c.Env = append(c.Env, key+"="+value) }
+}
+
 // Start runs moto_server and returns its endpoint URL. It sets
 // AWS_ENDPOINT_URL, fake credentials and the region in the test's
 // environment, so SDK default configuration and child processes use it.
-func Start(t *testing.T) string {
+func Start(t *testing.T, opts ...Option) string {
 	t.Helper()
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
@@ -33,6 +47,10 @@ func Start(t *testing.T) string {
 	l.Close()
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // stop its workers too
+	cmd.Env = os.Environ()
+	for _, o := range opts {
+		o(cmd)
+	}
 	if testing.Verbose() {
 		cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	}
