@@ -122,9 +122,12 @@ func stackValue(stacks []string) any {
 
 // DescribeActions are the read calls the program's providers make: refresh
 // and preview read every resource, the data sources look up the zone, the
-// instance type's offerings and the image. None of them supports resource-
-// level permissions, so they are granted on "*" (Service Authorization
-// Reference, Amazon EC2: the Describe* actions list no resource type).
+// instance type's offerings and the image. The Describe* actions support
+// no resource-level permissions, so they are granted on "*" (Service
+// Authorization Reference, Amazon EC2: the Describe* actions list no
+// resource type); so is GetInstanceUefiData, which the AMI data source
+// calls with the image's id (recorded by providercalls_test.go), and
+// DescribeTags, which every read of an instance calls.
 var DescribeActions = []string{
 	"ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute", "ec2:DescribeAvailabilityZones",
 	"ec2:DescribeImages", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceCreditSpecifications",
@@ -132,7 +135,8 @@ var DescribeActions = []string{
 	"ec2:DescribeInternetGateways", "ec2:DescribeKeyPairs", "ec2:DescribeNetworkAcls",
 	"ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroupRules",
 	"ec2:DescribeSecurityGroups", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets",
-	"ec2:DescribeVolumes", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
+	"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
+	"ec2:GetInstanceUefiData",
 }
 
 // CreateActions create EC2 resources that carry the stack's tags from the
@@ -269,6 +273,15 @@ func DeployPolicy(s Scope, stack string) PolicyDocument {
 				"ForAllValues:StringNotEquals": {"aws:TagKeys": slices.Clone(TagKeys)},
 			}},
 		Statement{Sid: "LaunchParts", Effect: "Allow", Action: []string{"ec2:RunInstances"}, Resource: typeARNs(s, LaunchTypes)},
+		// What RunInstances made untagged, later: the Elastic IP's
+		// association names the instance's network interface, and
+		// deleting a spot instance cancels its request. The same call
+		// names the stack's own tagged address or instance, which
+		// UseOwned must allow too.
+		Statement{Sid: "AddressOnInterface", Effect: "Allow", Action: []string{"ec2:AssociateAddress", "ec2:DisassociateAddress"},
+			Resource: []string{s.ec2ARN("network-interface")}},
+		Statement{Sid: "CancelSpotRequest", Effect: "Allow", Action: []string{"ec2:CancelSpotInstanceRequests"},
+			Resource: []string{s.ec2ARN("spot-instances-request")}},
 		Statement{Sid: "LaunchUbuntu", Effect: "Allow", Action: []string{"ec2:RunInstances"},
 			Resource:  []string{fmt.Sprintf("arn:aws:ec2:%s::image/*", s.Region)},
 			Condition: map[string]map[string]any{"StringEquals": {"ec2:Owner": CanonicalAccount}}},

@@ -30,6 +30,14 @@ package backend
 //     network interfaces still using them; an instance's read reads its
 //     attributes, credit specification (burstable types), type, root
 //     volume and, for spot, its request; a type change stops and starts it.
+//   - What the provider really calls: providercalls_test.go runs
+//     terraform-provider-aws 5.100.0 over the program's resources against
+//     moto and fails on any call, or any resource a call names, that this
+//     table lacks. It found: the instance's read calls DescribeTags and
+//     DescribeVpcs and its create DescribeImages; the AMI data source
+//     calls GetInstanceUefiData; the Elastic IP's association names the
+//     instance's network interface; deleting or changing a security
+//     group rule names the rule.
 //   - sts:GetCallerIdentity needs no permission (AWS STS API Reference,
 //     GetCallerIdentity: "No permissions are required to perform this
 //     operation"); aws:getRegion makes no call.
@@ -128,13 +136,13 @@ var needs = map[string][]call{
 	}, describe("read", "ec2:DescribeSecurityGroups"), describe("delete", "ec2:DescribeNetworkInterfaces"), tagUpdates("security-group")),
 	"aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": join([]call{
 		{"create", "ec2:AuthorizeSecurityGroupIngress", []touch{{"security-group", owned}, {"security-group-rule", created}}},
-		{"update", "ec2:ModifySecurityGroupRules", on("security-group", owned)},
-		{"delete", "ec2:RevokeSecurityGroupIngress", on("security-group", owned)},
+		{"update", "ec2:ModifySecurityGroupRules", []touch{{"security-group", owned}, {"security-group-rule", owned}}},
+		{"delete", "ec2:RevokeSecurityGroupIngress", []touch{{"security-group", owned}, {"security-group-rule", owned}}},
 	}, describe("read", "ec2:DescribeSecurityGroupRules"), tagUpdates("security-group-rule")),
 	"aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": join([]call{
 		{"create", "ec2:AuthorizeSecurityGroupEgress", []touch{{"security-group", owned}, {"security-group-rule", created}}},
-		{"update", "ec2:ModifySecurityGroupRules", on("security-group", owned)},
-		{"delete", "ec2:RevokeSecurityGroupEgress", on("security-group", owned)},
+		{"update", "ec2:ModifySecurityGroupRules", []touch{{"security-group", owned}, {"security-group-rule", owned}}},
+		{"delete", "ec2:RevokeSecurityGroupEgress", []touch{{"security-group", owned}, {"security-group-rule", owned}}},
 	}, describe("read", "ec2:DescribeSecurityGroupRules"), tagUpdates("security-group-rule")),
 	"aws:ec2/keyPair:KeyPair": join([]call{
 		{"create", "ec2:ImportKeyPair", on("key-pair", created)},
@@ -152,11 +160,18 @@ var needs = map[string][]call{
 		{"update", "ec2:ModifyVolume", on("volume", owned)},
 		{"delete", "ec2:TerminateInstances", on("instance", owned)},
 	}, describe("read", "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceTypes",
-		"ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeVolumes"), tagUpdates("instance"), tagUpdates("volume")),
+		"ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeVolumes", "ec2:DescribeTags", "ec2:DescribeVpcs"),
+		describe("create", "ec2:DescribeImages"), tagUpdates("instance"), tagUpdates("volume")),
 	"aws:ec2/eip:Eip": join([]call{
 		{"create", "ec2:AllocateAddress", on("elastic-ip", created)},
-		{"create", "ec2:AssociateAddress", []touch{{"elastic-ip", owned}, {"instance", owned}}},
-		{"delete", "ec2:DisassociateAddress", on("elastic-ip", owned)},
+		// The association names the instance's primary network interface
+		// too (recorded), which RunInstances made without our tags.
+		{"create", "ec2:AssociateAddress", []touch{{"elastic-ip", owned}, {"instance", owned}, {"network-interface", untagged}}},
+		{"update", "ec2:AssociateAddress", []touch{{"elastic-ip", owned}, {"instance", owned}, {"network-interface", untagged}}},
+		// Service Authorization Reference: DisassociateAddress on
+		// elastic-ip and network-interface.
+		{"update", "ec2:DisassociateAddress", []touch{{"elastic-ip", owned}, {"network-interface", untagged}}},
+		{"delete", "ec2:DisassociateAddress", []touch{{"elastic-ip", owned}, {"network-interface", untagged}}},
 		{"delete", "ec2:ReleaseAddress", on("elastic-ip", owned)},
 	}, describe("read", "ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute"), tagUpdates("elastic-ip")),
 	"aws:budgets/budget:Budget": {
@@ -172,19 +187,27 @@ var needs = map[string][]call{
 
 // spotNeeds: an instance with spot market options also makes (and reads)
 // a spot request (Service Authorization Reference: RunInstances on
-// spot-instances-request).
+// spot-instances-request), and deleting it cancels that request:
+// resourceInstanceDelete calls CancelSpotInstanceRequests when the
+// instance's lifecycle is spot (hashicorp/terraform-provider-aws#41206;
+// moto 5.2.1 does not report the lifecycle, so the provider tier does not
+// see this call). Every deploy role gets these, because any stack may
+// turn spot on with one config key.
 var spotNeeds = []call{
 	{"create", "ec2:RunInstances", on("spot-instances-request", untagged)},
 	{"read", "ec2:DescribeSpotInstanceRequests", everything},
+	{"delete", "ec2:CancelSpotInstanceRequests", on("spot-instances-request", untagged)},
 }
 
 // invokeNeeds: data sources.
 var invokeNeeds = map[string][]call{
 	"aws:index/getAvailabilityZones:getAvailabilityZones":       describe("read", "ec2:DescribeAvailabilityZones"),
 	"aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": describe("read", "ec2:DescribeInstanceTypeOfferings"),
-	"aws:ec2/getAmi:getAmi":                                     describe("read", "ec2:DescribeImages"),
-	"aws:index/getCallerIdentity:getCallerIdentity":             nil,
-	"aws:index/getRegion:getRegion":                             nil,
+	// The AMI data source also reads UEFI data (recorded:
+	// GetInstanceUefiData); it names no tagged resource of ours.
+	"aws:ec2/getAmi:getAmi":                         describe("read", "ec2:DescribeImages", "ec2:GetInstanceUefiData"),
+	"aws:index/getCallerIdentity:getCallerIdentity": nil,
+	"aws:index/getRegion:getRegion":                 nil,
 }
 
 const (
@@ -230,7 +253,7 @@ func derive(t *testing.T, m *mt.Mocks) []derivedCall {
 			t.Errorf("the program declares %s %s, which the needs table does not know: add the calls of its lifecycle (Service Authorization Reference)", r.Type, r.Name)
 			continue
 		}
-		if r.Type == "aws:ec2/instance:Instance" && mt.Str(r.Inputs, "instanceMarketOptions.marketType") == "spot" {
+		if r.Type == "aws:ec2/instance:Instance" { // spot or not: see spotNeeds
 			calls = append(slices.Clone(calls), spotNeeds...)
 		}
 		// The tags the declared resource gives what it creates: its own

@@ -35,6 +35,27 @@ func Env(key, value string) Option {
 // environment, so SDK default configuration and child processes use it.
 func Start(t *testing.T, opts ...Option) string {
 	t.Helper()
+	url := Server(t, opts...)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":            url,
+		"AWS_ACCESS_KEY_ID":           "testing",
+		"AWS_SECRET_ACCESS_KEY":       "testing",
+		"AWS_SESSION_TOKEN":           "testing",
+		"AWS_REGION":                  Region,
+		"AWS_DEFAULT_REGION":          Region,
+		"AWS_CONFIG_FILE":             "/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+	} {
+		t.Setenv(k, v)
+	}
+	return url
+}
+
+// Server runs moto_server until the test ends and returns its endpoint
+// URL, leaving the test's environment alone (for parallel tests).
+func Server(t *testing.T, opts ...Option) string {
+	t.Helper()
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		t.Fatal("moto_server is not installed (pip install 'moto[server]'); .ci/run checks for it")
@@ -51,7 +72,7 @@ func Start(t *testing.T, opts ...Option) string {
 	for _, o := range opts {
 		o(cmd)
 	}
-	if testing.Verbose() {
+	if os.Getenv("MOTO_LOG") != "" { // every request it serves, in the test log
 		cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
 	}
 	if err := cmd.Start(); err != nil {
@@ -73,19 +94,6 @@ func Start(t *testing.T, opts ...Option) string {
 			t.Fatalf("moto_server did not answer on %s within 60s: %v", url, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL":            url,
-		"AWS_ACCESS_KEY_ID":           "testing",
-		"AWS_SECRET_ACCESS_KEY":       "testing",
-		"AWS_SESSION_TOKEN":           "testing",
-		"AWS_REGION":                  Region,
-		"AWS_DEFAULT_REGION":          Region,
-		"AWS_CONFIG_FILE":             "/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-		"AWS_EC2_METADATA_DISABLED":   "true",
-	} {
-		t.Setenv(k, v)
 	}
 	return url
 }

@@ -38,6 +38,8 @@ const (
 // Resource is one registered resource.
 type Resource struct {
 	Type, Name, URN string
+	ID              string // what the mock answered
+	Outputs         resource.PropertyMap
 	Inputs          resource.PropertyMap
 	Custom          bool
 	Parent          string
@@ -153,6 +155,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		}
 		out["metadata"] = resource.NewObjectProperty(meta)
 	}
+	r.ID, r.Outputs = id, out
 	m.mu.Lock()
 	m.Resources = append(m.Resources, r)
 	m.mu.Unlock()
