@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -138,7 +142,8 @@ func TestAWSOpenOpensEachPortOnItsOwn(t *testing.T) {
 	client := ec2.NewFromConfig(cfg)
 	sg := awsGroup(t, client, "dev")
 	before := ingress(t, client, sg)
-	if _, err := client.AuthorizeSecurityGroupIngress(context.Background(), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: permissions(runner)[:1]}); err != nil {
+	now := time.Now()
+	if _, err := client.AuthorizeSecurityGroupIngress(context.Background(), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: permissions(runner, &now)[:1]}); err != nil {
 		t.Fatal(err)
 	}
 	if code, out := run2(t, "open", "--stack", "dev", "--cidr", runner); code != 0 {
@@ -224,5 +229,80 @@ func TestGCPOpenCreatesOneRuleAndCloseDeletesIt(t *testing.T) {
 	}
 	if name := gcpRuleName("a-very-long-stack-name-for-testing", "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff/128"); len(name) > 63 || strings.HasSuffix(name, "-") {
 		t.Errorf("rule name %q is not a valid GCP name", name)
+	}
+}
+
+// The workflows look the runner's address up with access cidr: an IPv4
+// /32, asked over IPv4 (the VM is reached over IPv4; an IPv6 address would
+// open nothing the runner uses), and never an answer that is not one.
+func TestCIDRIsTheCallersIPv4AsASlash32(t *testing.T) {
+	answer := "203.0.113.7\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, answer) }))
+	defer srv.Close()
+	if code, out := run2(t, "cidr", "--lookup-url", srv.URL); code != 0 || out != "203.0.113.7/32\n" {
+		t.Errorf("cidr: exit %d, %q", code, out)
+	}
+	for _, bad := range []string{"2001:db8::7\n", "<html>busy</html>", ""} {
+		answer = bad
+		if code, out := run2(t, "cidr", "--lookup-url", srv.URL); code != 1 || !strings.Contains(out, "not an IPv4 address") {
+			t.Errorf("answer %q: exit %d, %q", bad, code, out)
+		}
+	}
+}
+
+// describedRule adds an ingress rule with a description, as another job
+// or an administrator would have.
+func describedRule(t *testing.T, client *ec2.Client, sg string, port int32, cidr, desc string) {
+	t.Helper()
+	if _, err := client.AuthorizeSecurityGroupIngress(context.Background(), &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: []types.IpPermission{{
+		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(port), ToPort: aws.Int32(port),
+		IpRanges: []types.IpRange{{CidrIp: aws.String(cidr), Description: aws.String(desc)}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A runner that dies before its close step leaves its rules open. sweep
+// (run by the drift check, and by every open first) revokes this helper's
+// rules older than the longest job, and nothing else: not a job's rule
+// still in use, not the program's own rules.
+func TestSweepClosesOnlyWhatDeadRunnersLeftOpen(t *testing.T) {
+	moto.Start(t)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := ec2.NewFromConfig(cfg)
+	sg := awsGroup(t, client, "dev")
+	at := func(d time.Duration) string {
+		return ruleDescription + openedAt + time.Now().Add(-d).UTC().Format(time.RFC3339)
+	}
+	describedRule(t, client, sg, 22, "192.0.2.1/32", at(3*time.Hour))    // a dead runner's
+	describedRule(t, client, sg, 16443, "192.0.2.1/32", at(3*time.Hour)) // the same runner's other port
+	describedRule(t, client, sg, 22, "192.0.2.2/32", ruleDescription)    // from before rules carried a time
+	describedRule(t, client, sg, 22, "192.0.2.3/32", at(10*time.Minute)) // a job running now
+	describedRule(t, client, sg, 80, "0.0.0.0/0", "Kong on 80")          // the program's
+	want := []string{"tcp 22 192.0.2.3/32", "tcp 22 198.51.100.0/24", "tcp 80 0.0.0.0/0"}
+
+	if code, out := run2(t, "sweep", "--stack", "dev"); code != 0 || strings.Count(out, "closing") != 3 {
+		t.Fatalf("sweep: exit %d\n%s", code, out)
+	}
+	if got := ingress(t, client, sg); !slices.Equal(got, want) {
+		t.Fatalf("after sweep: %v, want %v", got, want)
+	}
+	if code, out := run2(t, "sweep", "--stack", "dev"); code != 0 || strings.Contains(out, "closing") {
+		t.Errorf("second sweep: exit %d\n%s", code, out)
+	}
+	// open sweeps before it opens.
+	describedRule(t, client, sg, 22, "192.0.2.4/32", at(2*time.Hour))
+	if code, out := run2(t, "open", "--stack", "dev", "--cidr", runner); code != 0 || !strings.Contains(out, "closing 22 to 192.0.2.4/32") {
+		t.Fatalf("open: exit %d\n%s", code, out)
+	}
+	want = slices.Sorted(slices.Values(append(want, "tcp 22 "+runner, "tcp 16443 "+runner)))
+	if got := ingress(t, client, sg); !slices.Equal(got, want) {
+		t.Errorf("after open: %v, want %v", got, want)
+	}
+	if code, out := run2(t, "sweep", "--stack", "staging", "--missing-ok"); code != 0 {
+		t.Errorf("sweep of an undeployed stack with --missing-ok: exit %d\n%s", code, out)
 	}
 }

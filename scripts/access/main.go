@@ -6,6 +6,8 @@
 //
 //	access open  --stack dev [--cloud aws|gcp] [--cidr 203.0.113.7/32]
 //	access close --stack dev [--cloud aws|gcp] [--cidr 203.0.113.7/32]
+//	access sweep --stack dev [--older-than 70m]
+//	access cidr                      (this machine's public IPv4, as a /32)
 //
 // AWS: an ingress rule per port on the stack's security group (the one
 // tagged automation=microk8s-platform-automation and stack=<stack>), with
@@ -14,7 +16,12 @@
 // deletes it. GCP: a firewall rule on the stack's network targeting the VM's
 // automation network tag, through gcloud.
 //
-// Without --cidr the caller's public address is looked up (checkip.amazonaws.com).
+// Without --cidr the caller's public IPv4 address is looked up
+// (checkip.amazonaws.com, over IPv4: the VM is reached over IPv4, so an
+// IPv6 rule would open nothing the runner uses). Each rule's description
+// records when it was opened; sweep revokes the rules of ours older than
+// the longest job (a runner that died before its close step), and open
+// sweeps first.
 // Each port is opened and closed on its own, so one port that is open
 // already does not stop the other from opening. Opening twice and closing
 // twice are both harmless, so a workflow can run close under `if: always()`. Exit 3 means the stack has no security group
@@ -32,6 +39,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,17 +55,32 @@ import (
 
 const (
 	project = repo.Project
-	// ruleDescription marks the rules this helper adds.
+	// ruleDescription marks the rules this helper adds; openedAt follows
+	// it with the time the rule was opened (RFC 3339, UTC).
 	ruleDescription = "temporary deploy access (scripts/access)"
+	openedAt        = " opened "
+	// maxJob is how long a rule may be needed: the longest job that opens
+	// one (deploy, timeout-minutes 55) within the role's one-hour
+	// session, plus margin. Older rules are a dead runner's.
+	maxJob = 70 * time.Minute
+	// lookupURL answers with the caller's address.
+	lookupURL = "https://checkip.amazonaws.com"
 )
 
 const usage = `usage:
   access open|close --stack STACK [--cloud aws|gcp] [--cidr ADDRESS/32]
                     [--security-group sg-...]                  (aws; default: found by tags)
                     [--gcp-project P] [--gcp-network N]        (gcp; default network microk8s-platform-STACK-net)
+  access sweep --stack STACK [--older-than 70m] [--security-group sg-...]   (aws)
+  access cidr                                                  prints your public IPv4 address as a /32
 
 Opens or closes SSH (22) and the Kubernetes API (16443) of the stack's VM
 for one address. Without --cidr, your public IPv4 address is looked up.
+sweep closes what a runner that died left open: rules of this helper
+older than --older-than.
+
+Exit codes: 0 done, 1 failed, 2 usage, 3 the stack has no security group
+yet (--missing-ok makes that 0).
 `
 
 func main() {
@@ -68,11 +91,26 @@ func main() {
 var ports = network.AdminPorts
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "open" && args[0] != "close") {
+	if len(args) == 0 || !slices.Contains([]string{"open", "close", "sweep", "cidr"}, args[0]) {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	action := args[0]
+	if action == "cidr" {
+		fs := flag.NewFlagSet("access cidr", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		url := fs.String("lookup-url", lookupURL, "what answers with the caller's address")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		ip, err := publicIPv4(ctx, *url)
+		if err != nil {
+			fmt.Fprintf(stderr, "access cidr: finding this machine's public IPv4 address: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, ip+"/32")
+		return 0
+	}
 	fs := flag.NewFlagSet("access "+action, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	stack := fs.String("stack", "", "stack whose VM to open (dev, prod, ...)")
@@ -82,6 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	gcpProject := fs.String("gcp-project", os.Getenv("CLOUDSDK_CORE_PROJECT"), "gcp: project")
 	gcpNetwork := fs.String("gcp-network", "", "gcp: network (default microk8s-platform-STACK-net)")
 	missingOK := fs.Bool("missing-ok", false, "aws: succeed when the stack has no security group yet (nothing deployed to reach)")
+	olderThan := fs.Duration("older-than", maxJob, "sweep: revoke this helper's rules opened longer ago than this")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -89,24 +128,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "access %s: --stack is required\n\n%s", action, usage)
 		return 2
 	}
-	if *cidr == "" {
-		ip, err := publicIP(ctx)
-		if err != nil {
-			fmt.Fprintf(stderr, "access: finding your public address: %v; pass --cidr\n", err)
-			return 1
+	host := ""
+	if action != "sweep" {
+		if *cidr == "" {
+			ip, err := publicIPv4(ctx, lookupURL)
+			if err != nil {
+				fmt.Fprintf(stderr, "access: finding your public IPv4 address: %v; pass --cidr\n", err)
+				return 1
+			}
+			*cidr = ip + "/32"
 		}
-		*cidr = ip + "/32"
-	}
-	host, err := singleHost(*cidr)
-	if err != nil {
-		fmt.Fprintf(stderr, "access: --cidr %s: %v\n", *cidr, err)
-		return 2
+		var err error
+		if host, err = singleHost(*cidr); err != nil {
+			fmt.Fprintf(stderr, "access: --cidr %s: %v\n", *cidr, err)
+			return 2
+		}
 	}
 
-	switch *cloud {
-	case "aws":
+	var err error
+	switch {
+	case *cloud == "aws" && action == "sweep":
+		err = awsSweep(ctx, *stack, *sg, *olderThan, time.Now(), stdout)
+	case *cloud == "aws":
 		err = awsAccess(ctx, action, *stack, *sg, host, stdout)
-	case "gcp":
+	case action == "sweep":
+		err = errors.New("sweep is for aws: a GCP rule is named after its address and stack, and closing it by name is close")
+	case *cloud == "gcp":
 		netName := *gcpNetwork
 		if netName == "" {
 			netName = project + "-" + *stack + "-net"
@@ -160,35 +207,56 @@ func singleHost(s string) (string, error) {
 	return n.String(), nil
 }
 
-func publicIP(ctx context.Context) (string, error) {
+// publicIPv4 asks url for the caller's address over IPv4 only, and
+// refuses any answer that is not an IPv4 address.
+func publicIPv4(ctx context.Context, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://checkip.amazonaws.com", nil)
-	resp, err := http.DefaultClient.Do(req)
+	var d net.Dialer
+	client := &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp4", addr)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s answered %s", url, resp.Status)
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64))
 	if err != nil {
 		return "", err
 	}
 	ip := strings.TrimSpace(string(b))
-	if net.ParseIP(ip) == nil {
-		return "", fmt.Errorf("unexpected answer %q", ip)
+	if a := net.ParseIP(ip); a == nil || a.To4() == nil {
+		return "", fmt.Errorf("%s answered %q, which is not an IPv4 address", url, ip)
 	}
 	return ip, nil
 }
 
-// permissions are the rules for host on every admin port.
-func permissions(host string) []types.IpPermission {
+// permissions are the rules for host on every admin port, described as
+// this helper's and opened at now (nil now: no description, for revoking,
+// which matches rules by protocol, ports and range only).
+func permissions(host string, now *time.Time) []types.IpPermission {
+	var desc *string
+	if now != nil {
+		desc = aws.String(ruleDescription + openedAt + now.UTC().Format(time.RFC3339))
+	}
 	var out []types.IpPermission
 	for _, p := range ports {
 		perm := types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(int32(p)), ToPort: aws.Int32(int32(p))}
 		if strings.HasSuffix(host, "/128") {
-			perm.Ipv6Ranges = []types.Ipv6Range{{CidrIpv6: aws.String(host), Description: aws.String(ruleDescription)}}
+			perm.Ipv6Ranges = []types.Ipv6Range{{CidrIpv6: aws.String(host), Description: desc}}
 		} else {
-			perm.IpRanges = []types.IpRange{{CidrIp: aws.String(host), Description: aws.String(ruleDescription)}}
+			perm.IpRanges = []types.IpRange{{CidrIp: aws.String(host), Description: desc}}
 		}
 		out = append(out, perm)
 	}
@@ -207,11 +275,16 @@ func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Wr
 		}
 	}
 	if action == "open" {
+		// A runner that died kept its rules: close those first.
+		if err := sweepGroup(ctx, client, sg, maxJob, time.Now(), stdout); err != nil {
+			return err
+		}
+		now := time.Now()
 		// Port by port: EC2 rejects a whole AuthorizeSecurityGroupIngress
 		// call with InvalidPermission.Duplicate when any one rule in it
 		// exists already, so with both ports in one call an open 22 would
 		// leave 16443 closed while looking like success.
-		for _, perm := range permissions(host) {
+		for _, perm := range permissions(host, &now) {
 			_, err := client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: []types.IpPermission{perm}})
 			switch apiCode(err) {
 			case "":
@@ -225,7 +298,7 @@ func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Wr
 		return nil
 	}
 	// Revoke port by port, so a half-open state closes fully.
-	for _, perm := range permissions(host) {
+	for _, perm := range permissions(host, nil) {
 		_, err := client.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: &sg, IpPermissions: []types.IpPermission{perm}})
 		switch apiCode(err) {
 		case "":
@@ -235,6 +308,61 @@ func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Wr
 		default:
 			return err
 		}
+	}
+	return nil
+}
+
+func awsSweep(ctx context.Context, stack, sg string, olderThan time.Duration, now time.Time, stdout io.Writer) error {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
+	client := ec2.NewFromConfig(cfg)
+	if sg == "" {
+		if sg, err = findGroup(ctx, client, stack); err != nil {
+			return err
+		}
+	}
+	return sweepGroup(ctx, client, sg, olderThan, now, stdout)
+}
+
+// stale reports whether a rule's description is this helper's, opened
+// before cutoff. A rule of this helper without a time is from before
+// descriptions carried one, and is stale too.
+func stale(desc string, cutoff time.Time) bool {
+	if desc == ruleDescription {
+		return true
+	}
+	at, ok := strings.CutPrefix(desc, ruleDescription+openedAt)
+	if !ok {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339, at)
+	return err == nil && t.Before(cutoff)
+}
+
+// sweepGroup revokes this helper's ingress rules on sg opened longer than
+// olderThan before now, by rule id.
+func sweepGroup(ctx context.Context, client *ec2.Client, sg string, olderThan time.Duration, now time.Time, stdout io.Writer) error {
+	out, err := client.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{Filters: []types.Filter{
+		{Name: aws.String("group-id"), Values: []string{sg}},
+	}})
+	if err != nil {
+		return fmt.Errorf("listing the rules of %s: %w", sg, err)
+	}
+	var ids []string
+	for _, r := range out.SecurityGroupRules {
+		if !aws.ToBool(r.IsEgress) && stale(aws.ToString(r.Description), now.Add(-olderThan)) {
+			ids = append(ids, aws.ToString(r.SecurityGroupRuleId))
+			fmt.Fprintf(stdout, "%s: closing %d to %s, left open by a job that did not close it (%s)\n", sg,
+				aws.ToInt32(r.FromPort), aws.ToString(r.CidrIpv4)+aws.ToString(r.CidrIpv6), aws.ToString(r.Description))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := client.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: &sg, SecurityGroupRuleIds: ids}); err != nil {
+		return fmt.Errorf("closing stale rules %v of %s: %w", ids, sg, err)
 	}
 	return nil
 }
