@@ -14,7 +14,9 @@ BACKEND_URL := file://$(CURDIR)/.pulumi-backend
 # With LOCK_TABLE set, every pulumi command on a stack holds the DynamoDB
 # deploy lock (scripts/stacklock); CI sets it, laptops should too.
 LOCK_TABLE  ?=
-LOCKED       = $(if $(LOCK_TABLE),$(GO) run ./scripts/stacklock run --table $(LOCK_TABLE) --key $(PROJECT)/$(STACK) --pulumi $(PULUMI) --,)
+# STACKLOCK: the lock helper; CI runs the binary `make helpers` builds.
+STACKLOCK   ?= $(GO) run ./scripts/stacklock
+LOCKED       = $(if $(LOCK_TABLE),$(STACKLOCK) run --table $(LOCK_TABLE) --key $(PROJECT)/$(STACK) --pulumi $(PULUMI) --,)
 # Non-interactive in CI (GitHub sets CI=true).
 YES          = $(if $(CI),--yes,)
 
@@ -157,6 +159,10 @@ network: ## Create only STACK's VPC and security group (the first deploy from CI
 	  --target '$(NETWORK_URN)::network' \
 	  --target '$(NETWORK_URN)$$aws:ec2/vpc:Vpc::network' \
 	  --target '$(NETWORK_URN)$$aws:ec2/securityGroup:SecurityGroup::network'
+
+.PHONY: helpers
+helpers: ## Build the deploy helpers (access, stacklock) into bin/; the workflows run these binaries, whose exit codes mean something (go run's are always 1)
+	$(GO) build -o bin/ ./scripts/access ./scripts/stacklock
 
 .PHONY: access-open
 access-open: ## Open SSH and the API of STACK's VM to your current IP (see README)

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -410,17 +411,17 @@ func TestDriftSkipsWhileTheDeployLockIsHeld(t *testing.T) {
 	j := load(t, "drift.yml").Jobs["drift"]
 	lock := -1
 	for i, s := range j.Steps {
-		if strings.Contains(s.Run, "scripts/stacklock status") {
+		if strings.Contains(s.Run, "stacklock status") {
 			lock = i
 			if s.ID != "lock" || !strings.Contains(s.Run, ": LOCKED") || !strings.Contains(s.Run, "held=true") {
 				t.Errorf("lock step %q does not set held from the status", s.Name)
 			}
 		}
-		if runsPulumi(s) || strings.Contains(s.Run, "scripts/access open") {
+		if runsPulumi(s) || accessCall.MatchString(s.Run) && strings.Contains(s.Run, "access open") {
 			if lock < 0 || lock > i {
 				t.Errorf("step %q runs before the lock is checked", s.Name)
 			}
-			if s.If != "steps.lock.outputs.held == 'false'" {
+			if !strings.HasPrefix(s.If, "steps.lock.outputs.held == 'false'") {
 				t.Errorf("step %q runs while the lock is held (if: %q)", s.Name, s.If)
 			}
 		}
@@ -494,13 +495,16 @@ func TestAccessClosesTheAddressItOpened(t *testing.T) {
 			for i, s := range j.Steps {
 				if strings.Contains(s.Run, `ACCESS_CIDR=`) && strings.Contains(s.Run, "GITHUB_ENV") {
 					set = i
+					if !strings.Contains(s.Run, "$(access cidr)") {
+						t.Errorf("%s/%s: the runner's address does not come from access cidr (IPv4, /32):\n%s", name, jn, s.Run)
+					}
 				}
 				for _, verb := range []string{"open", "close"} {
-					if !strings.Contains(s.Run, "scripts/access "+verb) {
+					if !strings.Contains(s.Run, "access "+verb) {
 						continue
 					}
 					for _, line := range strings.Split(s.Run, "\n") {
-						if strings.Contains(line, "scripts/access "+verb) && !strings.Contains(line, `--cidr "$ACCESS_CIDR"`) {
+						if accessCall.MatchString(line) && strings.Contains(line, "access "+verb) && !strings.Contains(line, `--cidr "$ACCESS_CIDR"`) {
 							t.Errorf("%s/%s: %q does not pass the address found once", name, jn, strings.TrimSpace(line))
 						}
 					}
@@ -597,39 +601,59 @@ func TestServicePermissionsAreWhatItUses(t *testing.T) {
 	}
 }
 
-// actionRuntimes: each pinned action's release, read from its action.yml
-// at that commit (fetched from the action's GitHub repository:
-// git show <tag>:action.yml, runs.using; each is the newest tag of its
-// repository there). The runner moves JavaScript actions from Node 20 to
-// Node 24 and then requires Node 24 (actions/runner pull request #3948,
-// "Node 20 -> Node 24 migration"), so every pin is a node24 release of its
-// action's current major.
-var actionRuntimes = map[string]struct{ version, using string }{
-	"actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1":                      {"v7.0.1", "node24"},
-	"actions/setup-go@b7ad1dad31e06c5925ef5d2fc7ad053ef454303e":                      {"v7.0.0", "node24"},
-	"aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c": {"v6.2.3", "node24"},
-	"pulumi/actions@8e5e406f4007fca908480587cb9893c07090f58d":                        {"v7.0.0", "node24"},
-	"docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8":              {"v4.2.0", "node24"},
-	"docker/setup-buildx-action@37fe631027851001ddb9b187196cc803df7f5f0e":            {"v4.3.0", "node24"},
-	"docker/login-action@4907a6ddec9925e35a0a9e82d7399ccc52663121":                   {"v4.1.0", "node24"},
-	"docker/metadata-action@dc802804100637a589fabce1cb79ff13a1411302":                {"v6.2.0", "node24"},
-	"docker/build-push-action@53b7df96c91f9c12dcc8a07bcb9ccacbed38856a":              {"v7.3.0", "node24"},
+// actionRuntimes: each action's current major and the runtime its
+// releases of that major declare, read from its action.yml (fetched from
+// the action's GitHub repository: git show <tag>:action.yml, runs.using,
+// at the newest tag of the major). The runner moves JavaScript actions
+// from Node 20 to Node 24 and then requires Node 24 (actions/runner pull
+// request #3948, "Node 20 -> Node 24 migration"), so every pin is a node24
+// release of its action's current major. Keyed by action and major, not by
+// commit: Dependabot's bump within a major (a new sha and `# vX.Y.Z`
+// comment) passes, and a new major fails here until someone reads its
+// runs.using and adds it.
+var actionRuntimes = map[string]string{
+	"actions/checkout@v7":                      "node24", // v7.0.1
+	"actions/setup-go@v7":                      "node24", // v7.0.0
+	"aws-actions/configure-aws-credentials@v6": "node24", // v6.2.3
+	"pulumi/actions@v7":                        "node24", // v7.0.0
+	"docker/setup-qemu-action@v4":              "node24", // v4.2.0
+	"docker/setup-buildx-action@v4":            "node24", // v4.3.0
+	"docker/login-action@v4":                   "node24", // v4.1.0
+	"docker/metadata-action@v6":                "node24", // v6.2.0
+	"docker/build-push-action@v7":              "node24", // v7.3.0
+}
+
+// pinMajor is an action pin as actionRuntimes keys it: owner/name@vMAJOR,
+// from "owner/name@<sha>" and its "# vX.Y.Z" comment.
+func pinMajor(uses, version string) string {
+	action, _, _ := strings.Cut(uses, "@")
+	major, _, _ := strings.Cut(version, ".")
+	return action + "@" + major
 }
 
 func TestActionsAreCurrentNode24Releases(t *testing.T) {
 	uses := regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*(\S+)\s*# (v\S+)\s*$`)
 	for _, name := range all {
 		for _, m := range uses.FindAllStringSubmatch(load(t, name).raw, -1) {
-			rt, ok := actionRuntimes[m[1]]
+			key := pinMajor(m[1], m[2])
+			using, ok := actionRuntimes[key]
 			switch {
 			case !ok:
-				t.Errorf("%s: %s is not a pin whose action.yml was checked; read its runs.using and add it to actionRuntimes", name, m[1])
-			case rt.version != m[2]:
-				t.Errorf("%s: %s is %s, the comment says %s", name, m[1], rt.version, m[2])
-			case rt.using != "node24":
-				t.Errorf("%s: %s runs on %s", name, m[1], rt.using)
+				t.Errorf("%s: %s (%s) is a major whose action.yml was not checked; read its runs.using and add %s to actionRuntimes", name, m[1], m[2], key)
+			case using != "node24":
+				t.Errorf("%s: %s runs on %s", name, key, using)
 			}
 		}
+	}
+}
+
+// A Dependabot bump within a major keeps passing; a new major does not.
+func TestActionPinsAreKeyedByMajor(t *testing.T) {
+	if got := pinMajor("actions/checkout@0123456789abcdef0123456789abcdef01234567", "v7.1.0"); got != "actions/checkout@v7" {
+		t.Errorf("pinMajor = %s", got)
+	}
+	if _, ok := actionRuntimes[pinMajor("actions/checkout@0123456789abcdef0123456789abcdef01234567", "v8.0.0")]; ok {
+		t.Error("an unchecked major passes")
 	}
 }
 
@@ -702,10 +726,10 @@ func TestPulumiJobsOpenAndAlwaysCloseRunnerAccess(t *testing.T) {
 			jobs++
 			open, close := -1, -1
 			for i, s := range j.Steps {
-				if strings.Contains(s.Run, "scripts/access open") {
+				if accessCall.MatchString(s.Run) && strings.Contains(s.Run, "access open") {
 					open = i
 				}
-				if strings.Contains(s.Run, "scripts/access close") {
+				if accessCall.MatchString(s.Run) && strings.Contains(s.Run, "access close") {
 					close = i
 					if !strings.Contains(s.If, "always()") {
 						t.Errorf("%s/%s: closing access runs only on success (if: %q)", name, jn, s.If)
@@ -722,5 +746,116 @@ func TestPulumiJobsOpenAndAlwaysCloseRunnerAccess(t *testing.T) {
 	}
 	if jobs != 3 {
 		t.Errorf("%d jobs run pulumi, want preview, deploy and drift", jobs)
+	}
+}
+
+// accessCall is a step line that runs the access helper.
+var accessCall = regexp.MustCompile(`(^|[\s;(])access (open|close|sweep|cidr)\b`)
+
+// go run exits 1 whatever the program returns (cmd/go: "exit status N" is
+// reported, the exit code is 1; checked here with a program that exits 3),
+// so a workflow that reads a helper's exit code (access open's 3: no
+// network yet) must run the binary: make helpers builds them into bin/,
+// which the step adds to GITHUB_PATH before any use, and make runs the
+// lock helper named by STACKLOCK.
+func TestHelpersRunAsBinariesNotGoRun(t *testing.T) {
+	goRun := regexp.MustCompile(`go run \S*scripts/`)
+	for _, name := range all {
+		w := load(t, name)
+		if m := goRun.FindString(w.raw); m != "" {
+			t.Errorf("%s runs %q: build the helper (make helpers) and run the binary", name, m)
+		}
+		for jn, j := range w.Jobs {
+			built := -1
+			for i, s := range j.Steps {
+				if strings.Contains(s.Run, "make helpers") && strings.Contains(s.Run, `"$PWD/bin" >> "$GITHUB_PATH"`) && built < 0 {
+					built = i
+				}
+				uses := accessCall.MatchString(s.Run) || strings.Contains(s.Run, "stacklock ") ||
+					regexp.MustCompile(`make "\$ACTION"|make (up|preview|destroy|refresh|network)\b`).MatchString(s.Run)
+				if uses && (built < 0 || built > i) {
+					t.Errorf("%s/%s: step %q uses a helper before make helpers put it on PATH", name, jn, s.Name)
+				}
+				if uses && strings.Contains(s.Run, "make ") && j.Env["STACKLOCK"] != "stacklock" && w.Env["STACKLOCK"] != "stacklock" {
+					t.Errorf("%s/%s: make runs the lock helper with go run (set STACKLOCK: stacklock)", name, jn)
+				}
+			}
+		}
+	}
+	mk := readFile(t, "Makefile")
+	if !regexp.MustCompile(`(?m)^helpers:.*\n\t\$\(GO\) build -o bin/ \./scripts/access \./scripts/stacklock$`).MatchString(mk) {
+		t.Error("make helpers does not build scripts/access and scripts/stacklock into bin/")
+	}
+	if !strings.Contains(mk, "LOCKED       = $(if $(LOCK_TABLE),$(STACKLOCK) run") {
+		t.Error("make's lock wrapper does not run $(STACKLOCK)")
+	}
+}
+
+// One Pulumi version: the SDK version the root go.mod pins. The workflows
+// install it (PULUMI_VERSION from scripts/tools/pulumi-version.sh), the
+// tools build stamps it on the CLI it builds, and that CLI's wrapper module
+// pins github.com/pulumi/pulumi/pkg/v3 at it.
+func TestOnePulumiVersionFromGoMod(t *testing.T) {
+	modVersion := func(file, module string) string {
+		m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(module) + ` v(\S+)`).FindStringSubmatch(readFile(t, file))
+		if m == nil {
+			t.Fatalf("%s does not require %s", file, module)
+		}
+		return m[1]
+	}
+	want := modVersion("go.mod", "github.com/pulumi/pulumi/sdk/v3")
+	out, err := exec.Command(filepath.Join(root(t), "scripts/tools/pulumi-version.sh")).Output()
+	if err != nil || strings.TrimSpace(string(out)) != want {
+		t.Errorf("scripts/tools/pulumi-version.sh prints %q (%v), go.mod pins %s", out, err, want)
+	}
+	if got := modVersion("scripts/tools/pulumi/go.mod", "github.com/pulumi/pulumi/pkg/v3"); got != want {
+		t.Errorf("the CLI the tools build is pkg/v3 %s, the program's SDK %s", got, want)
+	}
+	if build := readFile(t, "scripts/tools/build.sh"); !strings.Contains(build, `PULUMI_VERSION=$("$here/pulumi-version.sh")`) || strings.Contains(build, "PULUMI_VERSION="+want) {
+		t.Error("scripts/tools/build.sh does not take the CLI's version from pulumi-version.sh")
+	}
+	n := 0
+	for _, name := range all {
+		w := load(t, name)
+		for jn, j := range w.Jobs {
+			set := -1
+			for i, s := range j.Steps {
+				if strings.Contains(s.Run, `PULUMI_VERSION=$(scripts/tools/pulumi-version.sh)`) && strings.Contains(s.Run, "GITHUB_ENV") {
+					set = i
+				}
+				if !strings.HasPrefix(s.Uses, "pulumi/actions@") {
+					continue
+				}
+				n++
+				if s.With["pulumi-version"] != "${{ env.PULUMI_VERSION }}" {
+					t.Errorf("%s/%s: pulumi/actions installs %q, not the go.mod version", name, jn, s.With["pulumi-version"])
+				}
+				if set < 0 || set > i {
+					t.Errorf("%s/%s: PULUMI_VERSION is not set before pulumi/actions", name, jn)
+				}
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d pulumi/actions steps, want deploy, preview and drift", n)
+	}
+}
+
+// Every job that assumes a role prints its token's subject first: the one
+// thing to compare with the role's trust policy when the assume fails
+// (the name or the immutable form, README).
+func TestJobsPrintTheirOIDCSubjectBeforeAssumingARole(t *testing.T) {
+	for _, name := range all {
+		for jn, j := range load(t, name).Jobs {
+			sub := -1
+			for i, s := range j.Steps {
+				if strings.Contains(s.Run, "scripts/oidc-subject.sh") {
+					sub = i
+				}
+				if strings.HasPrefix(s.Uses, "aws-actions/configure-aws-credentials@") && (sub < 0 || sub > i) {
+					t.Errorf("%s/%s: assumes a role without printing its OIDC subject first", name, jn)
+				}
+			}
+		}
 	}
 }
