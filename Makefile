@@ -77,7 +77,14 @@ run: ## Run the comments service alone on :8080 (memory store; set DATABASE_URL 
 	cd service && $(GO) run ./cmd/comments
 
 .PHONY: test
-test: deps lint test-service fuzz test-infra ## Run every test (what CI runs); installs what they need first
+test: ## Run every test (what CI runs); installs what they need first, then lints and tests, in that order (safe under make -j)
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory pulumi-cli
+	@$(MAKE) --no-print-directory lint test-service fuzz test-infra
+
+.PHONY: pulumi-cli
+pulumi-cli: ## Build the Pulumi CLI go.mod pins into .tools/bin (the real-calls tests run it; cached)
+	scripts/tools/build.sh pulumi
 
 .PHONY: deps
 deps: ## Install what the tests need and is missing: shellcheck, PostgreSQL, openssl, curl (Debian; scripts/deps.sh)
@@ -92,8 +99,8 @@ fuzz: ## Fuzz request decoding briefly (FUZZTIME=10s)
 	cd service && $(GO) test -run '^$$' -fuzz FuzzDecodeNewComment -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./api
 
 .PHONY: test-infra
-test-infra: ## Program (mocks), backend, scripts, stacklock and access helper (moto_server), workflow contract
-	$(GO) test -count=1 ./...
+test-infra: ## Program (mocks), backend, scripts, stacklock and access helper (moto_server), workflow contract, the real-calls tiers
+	$(GO) test -count=1 -timeout 30m ./...
 
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

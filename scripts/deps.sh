@@ -6,7 +6,7 @@
 #
 # usage: scripts/deps.sh [test|local]   (default test)
 #   local  openssl and curl (the sandbox's certificates and health checks)
-#   test   those, plus shellcheck, git and PostgreSQL's server binaries
+#   test   those, plus shellcheck, git, jq (the workflows' steps) and PostgreSQL's server binaries
 #          (initdb, pg_ctl), the postgres system user when run as root
 #          (PostgreSQL refuses root), and a check for moto_server
 set -euo pipefail
@@ -20,6 +20,7 @@ want curl curl
 if [ "$mode" = test ]; then
   want shellcheck shellcheck
   want git git
+  want jq jq
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=(postgresql)
   fi

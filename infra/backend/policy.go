@@ -220,6 +220,14 @@ func (s Scope) readStatements(stacks []string) []Statement {
 			Condition: map[string]map[string]any{"StringEquals": mergeMaps(
 				s.tagged("aws:ResourceTag", stacks),
 				map[string]any{"aws:ResourceTag/" + network.AutomationTagKey: network.AutomationTag})}},
+		// The rule itself: a new one (untagged) when opening, one by id
+		// when sweeping (Service Authorization Reference, Amazon EC2:
+		// AuthorizeSecurityGroupIngress and RevokeSecurityGroupIngress on
+		// security-group* and security-group-rule). The same request
+		// names the group, which RunnerAccess limits; found by the
+		// workflow tier (scripts/workflows steps_test.go).
+		{Sid: "RunnerAccessRule", Effect: "Allow", Action: []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},
+			Resource: []string{s.ec2ARN("security-group-rule")}},
 	}
 }
 

@@ -678,6 +678,12 @@ func TestRunnerAccessOnlyOnOwnStacksAutomationGroup(t *testing.T) {
 			if !spec.Deploy && allowed(t, d, sg(st, false)) {
 				t.Errorf("%s opens %s's other security groups", spec.Name, st)
 			}
+			// The rule a request creates or names is untagged; the group
+			// in the same request is what limits it.
+			rule := request{"ec2:AuthorizeSecurityGroupIngress", "arn:aws:ec2:us-east-1:" + mt.Account + ":security-group-rule/*", nil}
+			if !allowed(t, d, rule) {
+				t.Errorf("%s cannot create the runner's rule", spec.Name)
+			}
 		}
 	}
 }

@@ -57,7 +57,10 @@ type stateRun struct {
 func (r *stateRun) env(principal string) map[string]string {
 	env := map[string]string{
 		"PULUMI_BACKEND_URL": r.a.LoginURL, "PULUMI_HOME": r.home, "PATH": r.path + ":" + os.Getenv("PATH"),
-		"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_CONFIG_PASSPHRASE": "", "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+		"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_CONFIG_PASSPHRASE": "",
+		// As the workflows set it: no listing of .pulumi/stacks/ for
+		// legacy stack files (scripts/workflows checks they do).
+		"PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
 	}
 	for _, kv := range r.a.RoleEnv(principal) {
 		k, v, _ := strings.Cut(kv, "=")

@@ -30,6 +30,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -63,9 +64,11 @@ const (
 	// one (deploy, timeout-minutes 55) within the role's one-hour
 	// session, plus margin. Older rules are a dead runner's.
 	maxJob = 70 * time.Minute
-	// lookupURL answers with the caller's address.
-	lookupURL = "https://checkip.amazonaws.com"
 )
+
+// lookupURL answers with the caller's address (ACCESS_LOOKUP_URL
+// overrides it, for tests on loopback).
+var lookupURL = cmp.Or(os.Getenv("ACCESS_LOOKUP_URL"), "https://checkip.amazonaws.com")
 
 const usage = `usage:
   access open|close --stack STACK [--cloud aws|gcp] [--cidr ADDRESS/32]

@@ -859,3 +859,22 @@ func TestJobsPrintTheirOIDCSubjectBeforeAssumingARole(t *testing.T) {
 		}
 	}
 }
+
+// The CLI lists .pulumi/stacks/ for legacy (pre-project) stack files on
+// every command unless told not to (pulumi/pulumi v3.274.1
+// pkg/backend/diy/backend.go, DIYBackendNoLegacyWarning); the bucket has
+// none and no role may list there, so every job that runs pulumi says so.
+func TestPulumiJobsSkipTheLegacyStackListing(t *testing.T) {
+	for _, name := range all {
+		w := load(t, name)
+		for jn, j := range w.Jobs {
+			runs := false
+			for _, s := range j.Steps {
+				runs = runs || runsPulumi(s)
+			}
+			if runs && j.Env["PULUMI_DIY_BACKEND_NO_LEGACY_WARNING"] != "true" {
+				t.Errorf("%s/%s runs pulumi without PULUMI_DIY_BACKEND_NO_LEGACY_WARNING", name, jn)
+			}
+		}
+	}
+}
