@@ -73,6 +73,17 @@ func ingress(t *testing.T, client *ec2.Client, sg string) []string {
 	return rules
 }
 
+// motoEC2 starts moto for the test and returns an EC2 client of it.
+func motoEC2(t *testing.T) *ec2.Client {
+	t.Helper()
+	moto.Start(t)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ec2.NewFromConfig(cfg)
+}
+
 func run2(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
@@ -81,12 +92,7 @@ func run2(t *testing.T, args ...string) (int, string) {
 }
 
 func TestAWSOpenAddsExactlyTheRunnerAndCloseRemovesIt(t *testing.T) {
-	moto.Start(t)
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ec2.NewFromConfig(cfg)
+	client := motoEC2(t)
 	sg := awsGroup(t, client, "dev")
 	other := awsGroup(t, client, "prod")
 	before, otherBefore := ingress(t, client, sg), ingress(t, client, other)
@@ -134,12 +140,7 @@ func TestAWSOpenAddsExactlyTheRunnerAndCloseRemovesIt(t *testing.T) {
 // authorize_security_group_ingress) raises it at the first existing rule,
 // before adding the rules after it. So each port is its own call.
 func TestAWSOpenOpensEachPortOnItsOwn(t *testing.T) {
-	moto.Start(t)
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ec2.NewFromConfig(cfg)
+	client := motoEC2(t)
 	sg := awsGroup(t, client, "dev")
 	before := ingress(t, client, sg)
 	now := time.Now()
@@ -267,12 +268,7 @@ func describedRule(t *testing.T, client *ec2.Client, sg string, port int32, cidr
 // rules older than the longest job, and nothing else: not a job's rule
 // still in use, not the program's own rules.
 func TestSweepClosesOnlyWhatDeadRunnersLeftOpen(t *testing.T) {
-	moto.Start(t)
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := ec2.NewFromConfig(cfg)
+	client := motoEC2(t)
 	sg := awsGroup(t, client, "dev")
 	at := func(d time.Duration) string {
 		return ruleDescription + openedAt + time.Now().Add(-d).UTC().Format(time.RFC3339)

@@ -266,16 +266,24 @@ func permissions(host string, now *time.Time) []types.IpPermission {
 	return out
 }
 
-func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Writer) error {
+// stackGroup is an EC2 client and the stack's security group: sg, or the
+// one found by its tags.
+func stackGroup(ctx context.Context, stack, sg string) (*ec2.Client, string, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return fmt.Errorf("AWS configuration: %w", err)
+		return nil, "", fmt.Errorf("AWS configuration: %w", err)
 	}
 	client := ec2.NewFromConfig(cfg)
 	if sg == "" {
-		if sg, err = findGroup(ctx, client, stack); err != nil {
-			return err
-		}
+		sg, err = findGroup(ctx, client, stack)
+	}
+	return client, sg, err
+}
+
+func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Writer) error {
+	client, sg, err := stackGroup(ctx, stack, sg)
+	if err != nil {
+		return err
 	}
 	if action == "open" {
 		// A runner that died kept its rules: close those first.
@@ -316,15 +324,9 @@ func awsAccess(ctx context.Context, action, stack, sg, host string, stdout io.Wr
 }
 
 func awsSweep(ctx context.Context, stack, sg string, olderThan time.Duration, now time.Time, stdout io.Writer) error {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	client, sg, err := stackGroup(ctx, stack, sg)
 	if err != nil {
-		return fmt.Errorf("AWS configuration: %w", err)
-	}
-	client := ec2.NewFromConfig(cfg)
-	if sg == "" {
-		if sg, err = findGroup(ctx, client, stack); err != nil {
-			return err
-		}
+		return err
 	}
 	return sweepGroup(ctx, client, sg, olderThan, now, stdout)
 }

@@ -3,13 +3,13 @@ package smoketest
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"microk8s-platform/internal/commentstest"
 )
 
 func freePort(t *testing.T) int {
@@ -22,36 +22,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// service builds and starts the comments service (memory store).
-func service(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "comments")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/comments")
-	build.Dir = filepath.Join("..", "..", "service")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the service: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", fmt.Sprintf("PORT=%d", port), "DATABASE_URL=", "LOG_LEVEL=error", "DRAIN_DELAY=0s")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 100 {
-			t.Fatal("service did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return base + "/api/comment"
-}
-
 func smoke(t *testing.T, url string) (string, error) {
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join("..", "smoke.sh"), url)
@@ -61,7 +31,7 @@ func smoke(t *testing.T, url string) (string, error) {
 }
 
 func TestSmokePostsAndReadsBack(t *testing.T) {
-	out, err := smoke(t, service(t))
+	out, err := smoke(t, commentstest.Start(t))
 	if err != nil || !strings.Contains(out, "smoke: OK") || !strings.Contains(out, `"email":"smoke@example.com"`) {
 		t.Fatalf("smoke against a working service: %v\n%s", err, out)
 	}

@@ -34,6 +34,7 @@ import (
 
 	"microk8s-platform/infra/backend"
 	"microk8s-platform/infra/backend/emulated"
+	"microk8s-platform/internal/commentstest"
 	"microk8s-platform/internal/iampolicy"
 	"microk8s-platform/internal/repo"
 )
@@ -86,38 +87,6 @@ func copyRepo(t *testing.T) string {
 	return dir
 }
 
-// commentsService builds and runs the service on 127.0.0.1 (memory
-// store), for the smoke step; it returns the appUrl a deploy prints.
-func commentsService(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "comments")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/comments")
-	build.Dir = filepath.Join(dir, "service")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the service: %v\n%s", err, out)
-	}
-	l, port := freePort(t)
-	l.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HOST=127.0.0.1", fmt.Sprintf("PORT=%d", port), "DATABASE_URL=", "LOG_LEVEL=error", "DRAIN_DELAY=0s")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i > 200 {
-			t.Fatal("the comments service did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return base + "/api/comment"
-}
-
 func newTier(t *testing.T) *tier {
 	t.Helper()
 	a := emulated.Start(t)
@@ -162,7 +131,7 @@ func newTier(t *testing.T) *tier {
 	tr.baseEnv = append(tr.baseEnv,
 		"PATH="+shims+":"+os.Getenv("PATH"), "HOME="+home, "PULUMI_HOME="+filepath.Join(home, ".pulumi"),
 		"PULUMI_SKIP_UPDATE_CHECK=true", "PULUMI_REAL_CLI="+tr.cli,
-		"STANDIN_MOTO_URL="+a.MotoURL, "STANDIN_APP_URL="+commentsService(t, tr.dir),
+		"STANDIN_MOTO_URL="+a.MotoURL, "STANDIN_APP_URL="+commentstest.Start(t),
 		// What the runner and GitHub give every job; the emulator's
 		// endpoint stands for AWS's.
 		"ACTIONS_ID_TOKEN_REQUEST_URL="+tokens.URL+"/token?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=request-token",
