@@ -17,7 +17,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -350,15 +349,6 @@ func TestWorkflowStepsForReal(t *testing.T) {
 
 	tr.a.Check(t)
 	t.Logf("calls per role and job (principal, job, count, IAM actions):\n%s", tr.a.Summary(t))
-}
-
-func freePort(t *testing.T) (net.Listener, int) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, l.Addr().(*net.TCPAddr).Port
 }
 
 // iamAllowed: may a token with subject assume a role with this trust policy?
