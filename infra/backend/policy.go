@@ -125,9 +125,8 @@ func stackValue(stacks []string) any {
 // instance type's offerings and the image. The Describe* actions support
 // no resource-level permissions, so they are granted on "*" (Service
 // Authorization Reference, Amazon EC2: the Describe* actions list no
-// resource type); so is GetInstanceUefiData, which the AMI data source
-// calls with the image's id (recorded by providercalls_test.go), and
-// DescribeTags, which every read of an instance calls.
+// resource type); DescribeTags among them, which every read of an
+// instance calls (recorded by providercalls_test.go).
 var DescribeActions = []string{
 	"ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute", "ec2:DescribeAvailabilityZones",
 	"ec2:DescribeImages", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceCreditSpecifications",
@@ -136,7 +135,6 @@ var DescribeActions = []string{
 	"ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroupRules",
 	"ec2:DescribeSecurityGroups", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets",
 	"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
-	"ec2:GetInstanceUefiData",
 }
 
 // CreateActions create EC2 resources that carry the stack's tags from the
@@ -213,6 +211,11 @@ func (s Scope) readStatements(stacks []string) []Statement {
 			Condition: map[string]map[string]any{"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": lockKeys}}},
 		{Sid: "LockHistory", Effect: "Allow", Action: []string{"dynamodb:Scan"}, Resource: []string{s.tableARN()}},
 		{Sid: "Describe", Effect: "Allow", Action: DescribeActions, Resource: []string{"*"}},
+		// The AMI lookup reads UEFI data with the image's id as InstanceId
+		// (recorded by providercalls_test.go): authorised on instance
+		// (Service Authorization Reference, Amazon EC2,
+		// GetInstanceUefiData), read only.
+		{Sid: "ImageUefiData", Effect: "Allow", Action: []string{"ec2:GetInstanceUefiData"}, Resource: []string{s.ec2ARN("instance")}},
 		{Sid: "ReadBudget", Effect: "Allow", Action: []string{"budgets:ViewBudget", "budgets:ListTagsForResource"},
 			Resource: s.budgets(stacks)},
 		{Sid: "RunnerAccess", Effect: "Allow", Action: []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},

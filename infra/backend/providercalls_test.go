@@ -230,12 +230,25 @@ var notAuthorised = map[string][]string{
 	"ec2:CreateRoute": {"GatewayId"}, // resource types: route-table only
 }
 
+// paramTypes are parameters whose id is authorised as a type its prefix
+// does not say: the AMI data source passes the image's id as
+// GetInstanceUefiData's InstanceId, an instance ARN to IAM.
+var paramTypes = map[string]map[string]string{
+	"ec2:GetInstanceUefiData": {"InstanceId": "instance"},
+}
+
 // touched are the resource types c's parameters name.
 func touched(c tfcalls.Call, action string) []string {
 	var out []string
 	for k, vs := range c.Params {
 		field := regexp.MustCompile(`\.[0-9]+$`).ReplaceAllString(k, "")
 		if slices.Contains(notAuthorised[action], field) {
+			continue
+		}
+		if typ, ok := paramTypes[action][field]; ok {
+			if !slices.Contains(out, typ) {
+				out = append(out, typ)
+			}
 			continue
 		}
 		for _, v := range vs {

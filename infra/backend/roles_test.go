@@ -204,8 +204,10 @@ var invokeNeeds = map[string][]call{
 	"aws:index/getAvailabilityZones:getAvailabilityZones":       describe("read", "ec2:DescribeAvailabilityZones"),
 	"aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": describe("read", "ec2:DescribeInstanceTypeOfferings"),
 	// The AMI data source also reads UEFI data (recorded:
-	// GetInstanceUefiData); it names no tagged resource of ours.
-	"aws:ec2/getAmi:getAmi":                         describe("read", "ec2:DescribeImages", "ec2:GetInstanceUefiData"),
+	// GetInstanceUefiData, with the image's id as InstanceId, which IAM
+	// authorises as an instance ARN; no tags of ours).
+	"aws:ec2/getAmi:getAmi": join(describe("read", "ec2:DescribeImages"),
+		[]call{{"read", "ec2:GetInstanceUefiData", on("instance", untagged)}}), // InstanceId: the image's id
 	"aws:index/getCallerIdentity:getCallerIdentity": nil,
 	"aws:index/getRegion:getRegion":                 nil,
 }
