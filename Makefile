@@ -4,8 +4,9 @@ SHELL := /bin/bash
 
 GO          ?= go
 FUZZTIME    ?= 10s
-BENCH_TIME  ?= 10s
-BENCH_CONC  ?= 32
+BENCH_TIME  ?= 5s
+BENCH_CONC  ?= 16
+BENCH_ROUNDS ?= 2
 STACK       ?= dev
 PULUMI      ?= pulumi
 PROJECT     := microk8s-platform
@@ -180,9 +181,15 @@ access-close: ## Close what access-open opened
 	$(GO) run ./scripts/access close --stack $(STACK)
 
 .PHONY: bench
-bench: ## Benchmark the service over loopback against a bare net/http handler run alongside: POST/GET ratio service/bare, then PostgreSQL (req/s, p50, p99)
+bench: ## Benchmark the service beside a bare and a minimal server (wrk, server and load on separate cores, interleaved rounds): req/s, spread, ratios; then PostgreSQL
+	scripts/deps.sh bench
 	cd service && $(GO) build -o bin/comments ./cmd/comments && \
-	  $(GO) run ./cmd/bench -bin bin/comments -duration $(BENCH_TIME) -c $(BENCH_CONC)
+	  $(GO) run ./cmd/bench -bin bin/comments -duration $(BENCH_TIME) -c $(BENCH_CONC) -rounds $(BENCH_ROUNDS)
+
+.PHONY: bench-profile
+bench-profile: ## CPU and allocation profiles and the GC trace of the service under the benchmark's load (service/bench-profile/)
+	scripts/deps.sh bench
+	cd service && $(GO) run ./cmd/bench -profile bench-profile -duration $(BENCH_TIME) -c $(BENCH_CONC)
 
 .PHONY: clean
 clean: ## Remove built binaries

@@ -4,11 +4,12 @@
 # (`make test`, `make local` and .ci/run call it). A second run installs
 # nothing.
 #
-# usage: scripts/deps.sh [test|local]   (default test)
+# usage: scripts/deps.sh [test|local|bench]   (default test)
 #   local  openssl and curl (the sandbox's certificates and health checks)
 #   test   those, plus shellcheck, git, jq (the workflows' steps) and PostgreSQL's server binaries
 #          (initdb, pg_ctl), the postgres system user when run as root
 #          (PostgreSQL refuses root), and a check for moto_server
+#   bench  wrk and taskset (make bench), and PostgreSQL
 set -euo pipefail
 
 mode=${1:-test}
@@ -17,13 +18,19 @@ want() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 
 want openssl openssl
 want curl curl
+if [ "$mode" = bench ]; then
+  want wrk wrk
+  want taskset util-linux
+fi
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
+  if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+  fi
+fi
 if [ "$mode" = test ]; then
   want shellcheck shellcheck
   want git git
   want jq jq
-  if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    missing+=(postgresql)
-  fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -40,11 +47,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ca-certificates "${missing[@]}" >/dev/null
 fi
 
-if [ "$mode" = test ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
   # PostgreSQL refuses root; the tests run it as this user when run as root.
   if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
     useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
   fi
+fi
+if [ "$mode" = test ]; then
   # The AWS emulator for the lock and access-helper tests: a Python
   # program (PyPI), not a Debian package. This machine image ships it;
   # elsewhere pipx installs it.

@@ -14,12 +14,13 @@ import (
 // each send size bytes of one request header and then stall, as a slowloris
 // client does: the figure that MaxHeaderBytes bounds.
 func stalled(bin string, n, size int) error {
-	base, stop, pid, err := startPID(bin)
+	p, err := startServer("ours", []string{"LOG_LEVEL=error"}, bin)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	addr := strings.TrimPrefix(base, "http://")
+	defer p.stop()
+	pid := p.pid
+	addr := strings.TrimPrefix(p.base, "http://")
 	before, err := rss(pid)
 	if err != nil {
 		return err
