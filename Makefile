@@ -96,8 +96,10 @@ test-service: ## Service tests: handlers, both stores (real PostgreSQL), restart
 	cd service && $(GO) test -count=1 ./...
 
 .PHONY: fuzz
-fuzz: ## Fuzz request decoding briefly (FUZZTIME=10s)
+fuzz: ## Fuzz request decoding (both paths) and response encoding briefly (FUZZTIME=10s each)
 	cd service && $(GO) test -run '^$$' -fuzz FuzzDecodeNewComment -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./api
+	cd service && $(GO) test -run '^$$' -fuzz FuzzScanAgreesWithDecoder -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./api
+	cd service && $(GO) test -run '^$$' -fuzz FuzzEncodingMatchesJSON -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./api
 
 .PHONY: test-infra
 test-infra: ## Program (mocks), backend, scripts, stacklock and access helper (moto_server), workflow contract, the real-calls tiers

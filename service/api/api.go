@@ -6,7 +6,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ type API struct {
 	store    store.Store
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	access   io.Writer // the access log's direct writer, or nil (accesslog.go)
 	draining atomic.Bool
 	// readyTimeout bounds the store check behind /readyz.
 	readyTimeout time.Duration
@@ -32,7 +32,7 @@ type API struct {
 
 // New builds the API. The returned value's Handler is ready to serve.
 func New(s store.Store, m *metrics.Metrics, log *slog.Logger) *API {
-	return &API{store: s, metrics: m, log: log, readyTimeout: 2 * time.Second}
+	return &API{store: s, metrics: m, log: log, access: accessWriter(log), readyTimeout: 2 * time.Second}
 }
 
 // Drain makes /readyz fail from now on, so load balancers stop sending new
@@ -61,7 +61,7 @@ func (a *API) Handler() http.Handler {
 		mux.HandleFunc(path, methodNotAllowed(allow))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, Status{Status: "NOT-FOUND", Message: "no route for " + r.Method + " " + r.URL.Path})
+		writeStatus(w, http.StatusNotFound, Status{Status: "NOT-FOUND", Message: "no route for " + r.Method + " " + r.URL.Path})
 	})
 	return a.instrument(mux)
 }
@@ -76,7 +76,7 @@ type Status struct {
 
 func (a *API) createComment(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		writeJSON(w, http.StatusUnsupportedMediaType, Status{Status: "UNSUPPORTED-MEDIA-TYPE", Message: "Content-Type must be application/json, got " + ct})
+		writeStatus(w, http.StatusUnsupportedMediaType, Status{Status: "UNSUPPORTED-MEDIA-TYPE", Message: "Content-Type must be application/json, got " + ct})
 		return
 	}
 	if r.ContentLength > MaxBodyBytes {
@@ -84,17 +84,17 @@ func (a *API) createComment(w http.ResponseWriter, r *http.Request) {
 		// that may never come, and do not keep the connection: the rest
 		// of that body would be read as the next request.
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusRequestEntityTooLarge, Status{Status: "TOO-LARGE", Message: "body is over the limit of " + strconv.Itoa(MaxBodyBytes) + " bytes (Content-Length " + strconv.FormatInt(r.ContentLength, 10) + ")"})
+		writeStatus(w, http.StatusRequestEntityTooLarge, Status{Status: "TOO-LARGE", Message: "body is over the limit of " + strconv.Itoa(MaxBodyBytes) + " bytes (Content-Length " + strconv.FormatInt(r.ContentLength, 10) + ")"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, Status{Status: "TOO-LARGE", Message: "body is over the limit of " + strconv.Itoa(MaxBodyBytes) + " bytes"})
+			writeStatus(w, http.StatusRequestEntityTooLarge, Status{Status: "TOO-LARGE", Message: "body is over the limit of " + strconv.Itoa(MaxBodyBytes) + " bytes"})
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, Status{Status: "BAD-REQUEST", Message: "could not read body: " + err.Error()})
+		writeStatus(w, http.StatusBadRequest, Status{Status: "BAD-REQUEST", Message: "could not read body: " + err.Error()})
 		return
 	}
 	nc, err := DecodeNewComment(body)
@@ -107,7 +107,7 @@ func (a *API) createComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.metrics.CommentCreated()
-	writeJSON(w, http.StatusOK, Status{Status: "SUCCESS", Message: "comment created and associated with content_id " + nc.ContentID})
+	writeStatus(w, http.StatusOK, Status{Status: "SUCCESS", Message: "comment created and associated with content_id " + nc.ContentID})
 }
 
 func (a *API) listComments(w http.ResponseWriter, r *http.Request) {
@@ -122,19 +122,19 @@ func (a *API) listComments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(comments) == 0 {
-		writeJSON(w, http.StatusNotFound, Status{Status: "NOT-FOUND", Message: "content_id " + id + " not found"})
+		writeStatus(w, http.StatusNotFound, Status{Status: "NOT-FOUND", Message: "content_id " + id + " not found"})
 		return
 	}
-	writeJSON(w, http.StatusOK, comments)
+	writeComments(w, http.StatusOK, comments)
 }
 
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Status{Status: "OK", Message: "alive"})
+	writeStatus(w, http.StatusOK, Status{Status: "OK", Message: "alive"})
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	if a.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, Status{Status: "DRAINING", Message: "shutting down"})
+		writeStatus(w, http.StatusServiceUnavailable, Status{Status: "DRAINING", Message: "shutting down"})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.readyTimeout)
@@ -142,10 +142,10 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	if err := a.store.Ping(ctx); err != nil {
 		a.metrics.StoreError("ping")
 		a.log.WarnContext(r.Context(), "readiness: store unavailable", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "store unavailable"})
+		writeStatus(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "store unavailable"})
 		return
 	}
-	writeJSON(w, http.StatusOK, Status{Status: "OK", Message: "ready"})
+	writeStatus(w, http.StatusOK, Status{Status: "OK", Message: "ready"})
 }
 
 // storeFailed answers a failed store call. A client that went away is not a
@@ -154,7 +154,7 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 // with the request id and counted.
 func (a *API) storeFailed(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		writeJSON(w, 499, Status{Status: "CANCELLED", Message: "client closed the request"})
+		writeStatus(w, 499, Status{Status: "CANCELLED", Message: "client closed the request"})
 		return
 	}
 	a.metrics.StoreError(op)
@@ -162,16 +162,16 @@ func (a *API) storeFailed(w http.ResponseWriter, r *http.Request, op string, err
 	w.Header().Set("Retry-After", "1")
 	var timeout *store.TimeoutError
 	if errors.As(err, &timeout) {
-		writeJSON(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "the comment store did not answer within " + timeout.Limit.String() + ", try again"})
+		writeStatus(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "the comment store did not answer within " + timeout.Limit.String() + ", try again"})
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "the comment store is unavailable, try again"})
+	writeStatus(w, http.StatusServiceUnavailable, Status{Status: "UNAVAILABLE", Message: "the comment store is unavailable, try again"})
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeJSON(w, http.StatusMethodNotAllowed, Status{Status: "METHOD-NOT-ALLOWED", Message: r.Method + " is not allowed here; use " + allow})
+		writeStatus(w, http.StatusMethodNotAllowed, Status{Status: "METHOD-NOT-ALLOWED", Message: r.Method + " is not allowed here; use " + allow})
 	}
 }
 
@@ -180,14 +180,7 @@ func writeInputError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &in) {
 		in = &InputError{Status: http.StatusBadRequest, Message: err.Error()}
 	}
-	writeJSON(w, in.Status, Status{Status: "BAD-REQUEST", Message: in.Error(), Field: in.Field})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	writeStatus(w, in.Status, Status{Status: "BAD-REQUEST", Message: in.Error(), Field: in.Field})
 }
 
 func isJSON(contentType string) bool {

@@ -289,7 +289,7 @@ func TestRequestIDIsEchoedOrMinted(t *testing.T) {
 
 func TestLogsCarryRequestID(t *testing.T) {
 	var buf strings.Builder
-	log := slog.New(LogHandler{slog.NewJSONHandler(&buf, nil)})
+	log := slog.New(LogHandler{Handler: slog.NewJSONHandler(&buf, nil)})
 	h := New(store.NewMemory(), metrics.New(), log).Handler()
 	do(t, h, "GET", "/api/comment/list/1", "", RequestIDHeader, "trace-me")
 	var rec map[string]any
@@ -310,5 +310,21 @@ func TestPanicIsRecoveredAsJSON500(t *testing.T) {
 	res := do(t, h, "GET", "/api/comment/list/1", "")
 	if res.code != 500 || decodeStatus(t, res.body).Status != "ERROR" {
 		t.Fatalf("got %d %s", res.code, res.body)
+	}
+}
+
+// The log is buffered; a warning or an error is flushed at once.
+func TestWarningsAndErrorsFlushTheLog(t *testing.T) {
+	flushes := 0
+	log := slog.New(LogHandler{Handler: slog.NewJSONHandler(io.Discard, nil), Flush: func() error { flushes++; return nil }})
+	log.Info("request")
+	log.Debug("probe")
+	if flushes != 0 {
+		t.Errorf("info flushed the log (%d)", flushes)
+	}
+	log.With("k", "v").Warn("store slow")
+	log.WithGroup("g").Error("store failed")
+	if flushes != 2 {
+		t.Errorf("%d flushes after a warning and an error, want 2", flushes)
 	}
 }

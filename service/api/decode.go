@@ -49,23 +49,26 @@ func badField(field, format string, args ...any) *InputError {
 // DecodeNewComment parses and validates a comment body. Unknown fields are
 // ignored, as the Flask app did; content_id may be a JSON string or number and
 // is kept as the string it was written as (1 -> "1").
-func DecodeNewComment(body []byte) (NewComment, error) {
+func DecodeNewComment(body []byte) (NewComment, error) { return decodeNewComment(body, true) }
+
+// decodeNewComment is DecodeNewComment with the flat-object scan on or off
+// (off: the tests' reference).
+func decodeNewComment(body []byte, scan bool) (NewComment, error) {
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD: refuse
 	// it instead, so what is stored is what the client sent.
 	if !utf8.Valid(body) {
 		return NewComment{}, &InputError{Status: 400, Message: "body is not valid UTF-8"}
 	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
-		return NewComment{}, &InputError{Status: 400, Message: "body is not a JSON object: " + jsonProblem(err)}
+	var raw fields
+	ok := false
+	if scan {
+		raw, ok = scanFlatObject(body)
 	}
-	if raw == nil {
-		return NewComment{}, &InputError{Status: 400, Message: "body is not a JSON object: got null"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return NewComment{}, &InputError{Status: 400, Message: "body has data after the JSON object"}
+	if !ok {
+		var err error
+		if raw, err = decodeObject(body); err != nil {
+			return NewComment{}, err
+		}
 	}
 
 	var nc NewComment
@@ -107,8 +110,30 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-func stringField(raw map[string]json.RawMessage, name string) (string, error) {
-	v, ok := raw[name]
+// decodeObject is the general path: encoding/json over any body, for what
+// scanFlatObject does not take.
+func decodeObject(body []byte) (fields, error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return fields{}, &InputError{Status: 400, Message: "body is not a JSON object: " + jsonProblem(err)}
+	}
+	if raw == nil {
+		return fields{}, &InputError{Status: 400, Message: "body is not a JSON object: got null"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fields{}, &InputError{Status: 400, Message: "body has data after the JSON object"}
+	}
+	var f fields
+	for name, v := range raw {
+		f.set([]byte(name), v)
+	}
+	return f, nil
+}
+
+func stringField(raw fields, name string) (string, error) {
+	v, ok := raw.get(name)
 	if !ok {
 		return "", badField(name, "is required")
 	}
@@ -125,8 +150,8 @@ func stringField(raw map[string]json.RawMessage, name string) (string, error) {
 	return s, nil
 }
 
-func contentIDField(raw map[string]json.RawMessage) (string, error) {
-	v, ok := raw["content_id"]
+func contentIDField(raw fields) (string, error) {
+	v, ok := raw.get("content_id")
 	if !ok {
 		return "", badField("content_id", "is required")
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,9 @@ type Metrics struct {
 	inFlight    prometheus.Gauge
 	storeErrors *prometheus.CounterVec
 	created     prometheus.Counter
+
+	mu       sync.RWMutex
+	children map[requestKey]requestChildren
 }
 
 // New registers the service's collectors plus the Go runtime and process
@@ -41,6 +45,7 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
+		children: map[requestKey]requestChildren{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RequestsTotal,
 			Help: "HTTP requests handled, by route pattern, method and status code.",
@@ -80,8 +85,41 @@ func (m *Metrics) Handler() http.Handler {
 
 // ObserveRequest records one finished request.
 func (m *Metrics) ObserveRequest(route, method string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	c := m.child(requestKey{route, method, code})
+	c.requests.Inc()
+	c.duration.Observe(d.Seconds())
+}
+
+// requestKey is one label set of the request metrics. The routes and
+// methods are bounded (api's routeLabel, methodLabel), and so are codes.
+type requestKey struct {
+	route, method string
+	code          int
+}
+
+type requestChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// child finds the label set's series once and keeps them: WithLabelValues
+// hashes the labels and formats the code on every call, a visible cost
+// per request in the profile.
+func (m *Metrics) child(k requestKey) requestChildren {
+	m.mu.RLock()
+	c, ok := m.children[k]
+	m.mu.RUnlock()
+	if ok {
+		return c
+	}
+	c = requestChildren{
+		requests: m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(k.code)),
+		duration: m.duration.WithLabelValues(k.route),
+	}
+	m.mu.Lock()
+	m.children[k] = c
+	m.mu.Unlock()
+	return c
 }
 
 // InFlightInc and InFlightDec track requests being served.

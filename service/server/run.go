@@ -11,6 +11,7 @@ import (
 
 	"microk8s-platform/service/api"
 	"microk8s-platform/service/config"
+	"microk8s-platform/service/logbuf"
 	"microk8s-platform/service/store"
 )
 
@@ -29,7 +30,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
+	// The access log's line per request, batched (logbuf): written out
+	// every 100 ms, when 64 KiB are waiting, after every warning or error,
+	// and when Run returns.
+	out := logbuf.New(stdout, 64<<10, 100*time.Millisecond)
+	defer out.Close()
+	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel}), Flush: out.Flush, Access: out})
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

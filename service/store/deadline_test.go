@@ -11,9 +11,29 @@ import (
 	"microk8s-platform/service/store/storetest"
 )
 
-// The wrapper is a Store like any other.
+// The wrapper is a Store like any other. (Around a type embedding the
+// memory store: the memory store alone would be returned unwrapped.)
 func TestDeadlineStoreConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return store.WithDeadline(store.NewMemory(), time.Second) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := store.WithDeadline(struct{ *store.Memory }{store.NewMemory()}, time.Second)
+		if _, ok := s.(struct{ *store.Memory }); ok {
+			t.Fatal("the wrapper was not applied")
+		}
+		return s
+	})
+}
+
+// The memory store cannot block, so it gets no deadline (a goroutine and a
+// timer per call for nothing); a store embedding it may block, and does.
+func TestDeadlineSkipsOnlyTheMemoryStoreItself(t *testing.T) {
+	m := store.NewMemory()
+	if s := store.WithDeadline(m, time.Second); s != store.Store(m) {
+		t.Errorf("the memory store was wrapped: %T", s)
+	}
+	h := &hungStore{Memory: m}
+	if s := store.WithDeadline(h, time.Second); s == store.Store(h) {
+		t.Error("a store embedding *Memory was left without its deadline")
+	}
 }
 
 // hungStore blocks every call until released, ignoring its context, as a
