@@ -20,6 +20,12 @@ import (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
+// chunkingThreshold: a response whose handler sets no Content-Length and
+// writes less than this before it returns gets its Content-Length from
+// net/http; more, and it is sent chunked (net/http server.go,
+// bufferBeforeChunkingSize = 2048).
+const chunkingThreshold = 2048
+
 // Header values shared by every response; net/http only reads them.
 var (
 	jsonContentType = []string{"application/json"}
@@ -42,7 +48,12 @@ func send(w http.ResponseWriter, code int, bp *[]byte, b []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["X-Content-Type-Options"] = noSniff
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	if len(b) >= chunkingThreshold {
+		// Declared, or net/http would send it chunked. Below the
+		// threshold net/http writes the length itself, with no header
+		// entry to allocate and copy.
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
 	if cap(b) <= 64<<10 { // a huge list's buffer is not kept
@@ -97,12 +108,26 @@ func appendString(b []byte, s string) []byte { return appendQuoted(b, s, true) }
 // \u000c (log/slog json_handler.go, appendEscapedJSONString).
 func appendLogString(b []byte, s string) []byte { return appendQuoted(b, s, false) }
 
+// safeJSON and safeLog are the ASCII bytes each style writes as they are.
+var safeJSON, safeLog [utf8.RuneSelf]bool
+
+func init() {
+	for c := byte(0x20); c < utf8.RuneSelf; c++ {
+		safeLog[c] = c != '"' && c != '\\'
+		safeJSON[c] = safeLog[c] && c != '<' && c != '>' && c != '&'
+	}
+}
+
 func appendQuoted(b []byte, s string, encodingJSON bool) []byte {
+	safe := &safeLog
+	if encodingJSON {
+		safe = &safeJSON
+	}
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!encodingJSON || c != '<' && c != '>' && c != '&') {
+			if safe[c] {
 				i++
 				continue
 			}

@@ -3,8 +3,11 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"net/textproto"
+	"strings"
 	"testing"
 
 	"microk8s-platform/service/store"
@@ -47,31 +50,43 @@ func TestBodiesAreEncodingJSONsBytes(t *testing.T) {
 	}
 }
 
-// What the handler sends: the headers it always sent, a Content-Length
-// that is the body's, and a pooled buffer reused by the next response
-// without leaking its bytes into it.
+// What a client receives over a real connection: the headers it always
+// got, a Content-Length that is the body's, below net/http's chunking
+// threshold (net/http's own) and above it (ours), never chunked; and a
+// pooled buffer reused by the next response without leaking its bytes.
 func TestResponsesCarryTheirLengthAndNoOldBytes(t *testing.T) {
 	s := store.NewMemory()
 	_, h := newTestAPI(s)
-	long := string(bytes.Repeat([]byte("x"), 1500))
-	if code := do(t, h, "POST", "/api/comment/new", `{"email":"a@example.com","comment":"`+long+`","content_id":"big"}`).code; code != 200 {
-		t.Fatalf("POST = %d", code)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	long := strings.Repeat("x", 1500)
+	for _, id := range []string{"one", "two", "two"} {
+		if code := do(t, h, "POST", "/api/comment/new", `{"email":"a@example.com","comment":"`+long+`","content_id":"`+id+`"}`).code; code != 200 {
+			t.Fatalf("POST = %d", code)
+		}
 	}
 	for range 3 {
-		for _, path := range []string{"/api/comment/list/big", "/healthz"} {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-			res := rec.Result()
-			if got := res.Header.Get("Content-Length"); got != strconv.Itoa(rec.Body.Len()) {
-				t.Errorf("%s: Content-Length %s for a %d-byte body", path, got, rec.Body.Len())
+		for path, min := range map[string]int{"/api/comment/list/two": chunkingThreshold, "/api/comment/list/one": 1500, "/healthz": 10} {
+			res, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if res.Header.Get("Content-Type") != "application/json" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.ContentLength != int64(len(body)) || len(res.TransferEncoding) != 0 || len(body) < min {
+				t.Errorf("%s: Content-Length %d, transfer encoding %v, for a %d-byte body", path, res.ContentLength, res.TransferEncoding, len(body))
+			}
+			if res.Header.Get("Content-Type") != "application/json" || res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get(RequestIDHeader) == "" {
 				t.Errorf("%s: headers %v", path, res.Header)
 			}
-			if !json.Valid(rec.Body.Bytes()) {
-				t.Errorf("%s: body is not one JSON value: %q", path, rec.Body.String())
+			if !json.Valid(body) {
+				t.Errorf("%s: body is not one JSON value: %q", path, body)
 			}
 		}
+	}
+	// The header is set without Set: its name must already be canonical.
+	if textproto.CanonicalMIMEHeaderKey(RequestIDHeader) != RequestIDHeader {
+		t.Errorf("%s is not canonical", RequestIDHeader)
 	}
 }
 

@@ -66,7 +66,7 @@ func (a *API) instrument(next http.Handler) http.Handler {
 		if !saneRequestID(id) {
 			id = newRequestID()
 		}
-		w.Header().Set(RequestIDHeader, id)
+		w.Header()[RequestIDHeader] = []string{id} // the key is canonical: no Set to normalise it
 		if a.draining.Load() {
 			// Shutting down: tell the client (Kong) not to reuse this
 			// connection, so none is left idle for the listener's close

@@ -192,13 +192,15 @@ func startServerStderr(name string, env []string, stderr io.Writer, argv ...stri
 
 // wrkResult is one wrk run.
 type wrkResult struct {
-	rps    float64
-	non2xx int
-	errors int
+	rps      float64
+	requests int
+	non2xx   int
+	errors   int
 }
 
 var (
 	rpsRe    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reqsRe   = regexp.MustCompile(`(\d+) requests in`)
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	errRe    = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
@@ -216,6 +218,9 @@ func runWrk(base, script string, d time.Duration, conns int) (wrkResult, error) 
 	}
 	r := wrkResult{}
 	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := reqsRe.FindSubmatch(out); m != nil {
+		r.requests, _ = strconv.Atoi(string(m[1]))
+	}
 	if m := non2xxRe.FindSubmatch(out); m != nil {
 		r.non2xx, _ = strconv.Atoi(string(m[1]))
 	}
@@ -228,8 +233,37 @@ func runWrk(base, script string, d time.Duration, conns int) (wrkResult, error) 
 	return r, nil
 }
 
+// cpuTime is the CPU time process pid has used, user and system, from
+// /proc/<pid>/stat (utime and stime, fields 14 and 15, in clock ticks of
+// 1/100 s: USER_HZ on Linux). Unlike req/s, CPU per request does not drop
+// when the hypervisor gives the core to someone else for a while: on
+// shared cores it is the steadier measure of what a request costs.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
 // figures are one server's rounds of one scenario.
 type figures []float64
+
+// least is the smallest figure (for costs, the best round).
+func (f figures) least() float64 {
+	l := math.Inf(1)
+	for _, v := range f {
+		l = min(l, v)
+	}
+	return l
+}
 
 func (f figures) best() float64 {
 	b := 0.0
@@ -237,6 +271,20 @@ func (f figures) best() float64 {
 		b = max(b, v)
 	}
 	return b
+}
+
+// costSpread is how far the worst round's cost rose above the least, in
+// percent of the least.
+func (f figures) costSpread() float64 {
+	l := f.least()
+	if len(f) == 0 || l == 0 {
+		return 0
+	}
+	w := 0.0
+	for _, v := range f {
+		w = max(w, v)
+	}
+	return 100 * (w - l) / l
 }
 
 // spread is how far the worst round fell below the best, in percent.
@@ -308,13 +356,26 @@ func run(bin string, dur time.Duration, conns, rounds int, withPG bool) error {
 		servers = append(servers, s)
 	}
 	results := map[string]map[string]figures{}
+	cpu := map[string]map[string]figures{} // µs of server CPU per request
 	for _, sc := range []struct{ name, script string }{{"GET", get}, {"POST", post}} {
 		results[sc.name] = map[string]figures{}
+		cpu[sc.name] = map[string]figures{}
 		for range rounds {
 			for _, s := range servers {
+				before, err := cpuTime(s.pid)
+				if err != nil {
+					return err
+				}
 				r, err := runWrk(s.base, sc.script, dur, conns)
 				if err != nil {
 					return err
+				}
+				after, err := cpuTime(s.pid)
+				if err != nil {
+					return err
+				}
+				if r.requests > 0 {
+					cpu[sc.name][s.name] = append(cpu[sc.name][s.name], float64((after-before).Microseconds())/float64(r.requests))
 				}
 				if r.non2xx > 0 || r.errors > 0 {
 					return fmt.Errorf("%s %s: %d non-2xx answers, %d socket errors: the load is not what it should be", sc.name, s.name, r.non2xx, r.errors)
@@ -332,6 +393,16 @@ func run(bin string, dur time.Duration, conns, rounds int, withPG bool) error {
 		fmt.Printf("ours/%-7s %23.0f %% %24.0f %%\n", peer,
 			100*results["GET"]["ours"].best()/results["GET"][peer].best(), 100*results["POST"]["ours"].best()/results["POST"][peer].best())
 	}
+	fmt.Printf("\n%-9s %26s %26s\n", "", "GET CPU µs/req (spread)", "POST CPU µs/req (spread)")
+	for _, s := range servers {
+		fmt.Printf("%-9s %18.1f (%4.1f %%) %18.1f (%4.1f %%)\n", s.name,
+			cpu["GET"][s.name].least(), cpu["GET"][s.name].costSpread(), cpu["POST"][s.name].least(), cpu["POST"][s.name].costSpread())
+	}
+	for _, peer := range []string{"minimal", "bare"} {
+		fmt.Printf("ours/%-7s %23.0f %% %24.0f %%\n", peer,
+			100*cpu["GET"]["ours"].least()/cpu["GET"][peer].least(), 100*cpu["POST"]["ours"].least()/cpu["POST"][peer].least())
+	}
+	fmt.Println("(req/s: best round; CPU: the server's user+system time per request, least round; spread: worst round against that)")
 	fmt.Println()
 
 	if !withPG {
