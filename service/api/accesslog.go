@@ -26,6 +26,7 @@ type accessEntry struct {
 	status, bytes int
 	durationMS    float64
 	remote, reqID string
+	at            time.Time // when the request ended: the line's time
 }
 
 // logRequest writes the access log line for one request.
@@ -39,7 +40,7 @@ func (a *API) logRequest(ctx context.Context, e accessEntry) {
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
-	b := appendAccessLine((*bp)[:0], time.Now(), e)
+	b := appendAccessLine((*bp)[:0], e.at, e)
 	_, _ = a.access.Write(b)
 	*bp = b
 	bufPool.Put(bp)

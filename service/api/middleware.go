@@ -89,7 +89,9 @@ func (a *API) instrument(next http.Handler) http.Handler {
 				}
 			}
 			route := routeLabel(r.Pattern)
-			a.metrics.ObserveRequest(route, methodLabel(r.Method), rec.code, time.Since(start))
+			end := time.Now() // one clock read for the histogram, the log line's time and its duration
+			took := end.Sub(start)
+			a.metrics.ObserveRequest(route, methodLabel(r.Method), rec.code, took)
 			level := slog.LevelInfo
 			if route == "GET /healthz" || route == "GET /readyz" || route == "GET /metrics" {
 				level = slog.LevelDebug // probes and scrapes would drown the log
@@ -100,8 +102,8 @@ func (a *API) instrument(next http.Handler) http.Handler {
 			a.logRequest(r.Context(), accessEntry{
 				level: level, method: r.Method, path: r.URL.Path, route: route,
 				status: rec.code, bytes: rec.bytes,
-				durationMS: float64(time.Since(start).Microseconds()) / 1000,
-				remote:     r.RemoteAddr, reqID: id,
+				durationMS: float64(took.Microseconds()) / 1000, at: end,
+				remote: r.RemoteAddr, reqID: id,
 			})
 		}()
 		next.ServeHTTP(rec, r)
