@@ -223,13 +223,17 @@ func TestCommittedStacksFitTheirBudgets(t *testing.T) {
 		}
 		n++
 		d := Defaults()
-		typ, disk, limit := d.InstanceType, d.RootVolumeGiB, d.BudgetMonthlyUSD
+		typ, disk, data, limit := d.InstanceType, d.RootVolumeGiB, d.DataVolumeGiB, d.BudgetMonthlyUSD
 		if v := get("instanceType"); v != "" {
 			typ = v
 		}
 		if v := get("rootVolumeGiB"); v != "" {
 			disk, _ = strconv.Atoi(v)
 		}
+		if v := get("dataVolumeGiB"); v != "" {
+			data, _ = strconv.Atoi(v)
+		}
+		disk += data // the data disk is billed like the root disk (gp3)
 		if v := get("budgetMonthlyUsd"); v != "" {
 			limit, _ = strconv.ParseFloat(v, 64)
 		}

@@ -52,8 +52,12 @@ type Config struct {
 	GcpZone       string // gcp:zone (gcp), default the region's first zone (infra/vm GCPZones); required for a region outside that table
 	MachineType   string // machineType (gcp), default e2-standard-2
 	Preemptible   bool   // spot (gcp): a Spot VM; default false
-	RootVolumeGiB int    // rootVolumeGiB, default 30, at least 20
-	UbuntuRelease string // ubuntuRelease: 22.04 or 24.04, default 24.04
+	RootVolumeGiB int    // rootVolumeGiB, default 30, at least 20: the OS, images and MicroK8s
+	// The data disk (aws, gcp; infra/vm datadisk.go): PostgreSQL's and
+	// Prometheus's volumes, kept when the VM is replaced.
+	DataVolumeGiB  int    // dataVolumeGiB, default 20: at least dbStorageGiB plus prometheusStorageGiB plus 1
+	DataSnapshotID string // dataSnapshotId: restore the data disk from this snapshot (AWS snap-..., GCP snapshot name); default none
+	UbuntuRelease  string // ubuntuRelease: 22.04 or 24.04, default 24.04
 
 	// SSH (aws, gcp, ssh)
 	SSHUser       string              // sshUser, default ubuntu
@@ -115,6 +119,7 @@ func Defaults() Config {
 		GcpRegion:            "us-central1",
 		MachineType:          "e2-standard-2",
 		RootVolumeGiB:        30,
+		DataVolumeGiB:        20,
 		UbuntuRelease:        "24.04",
 		SSHUser:              "ubuntu",
 		SSHPort:              22,
@@ -164,6 +169,8 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	str("instanceType", &c.InstanceType)
 	str("machineType", &c.MachineType)
 	num("rootVolumeGiB", &c.RootVolumeGiB)
+	num("dataVolumeGiB", &c.DataVolumeGiB)
+	str("dataSnapshotId", &c.DataSnapshotID)
 	str("ubuntuRelease", &c.UbuntuRelease)
 	str("sshUser", &c.SSHUser)
 	num("sshPort", &c.SSHPort)
@@ -250,7 +257,19 @@ var (
 	ubuntuLTS   = []string{"22.04", "24.04"}
 	awsTypeRe   = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 	gcpRegionRe = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
+	// awsSnapshotRe: EBS snapshot ids, snap- and 8 (older) or 17 hex digits.
+	awsSnapshotRe = regexp.MustCompile(`^snap-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	// gcpNameRe: Compute Engine resource names (RFC 1035 labels, 1-63).
+	gcpNameRe = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	// xenFamilies are the EC2 families not built on the Nitro System (AWS
+	// EC2 User Guide, "Instances built on the AWS Nitro System": the rest
+	// of the previous generation runs on Xen, where EBS is not NVMe).
+	xenFamilies = []string{"t1", "t2", "m1", "m2", "m3", "m4", "c1", "c3", "c4", "r3", "r4", "i2", "i3", "x1", "x1e", "d2", "h1", "g2", "g3", "g3s", "p2", "p3", "f1"}
 )
+
+// RetainsData says whether destroy keeps the stack's data: the database
+// volume's reclaimPolicy Retain (prod) keeps the data disk too, protected.
+func (c Config) RetainsData() bool { return c.DBReclaimPolicy == "Retain" }
 
 // Validate reports every problem at once. Each names the key, the bad value
 // and what would be accepted.
@@ -307,6 +326,16 @@ func (c Config) Validate() error {
 		if !slices.Contains(ubuntuLTS, c.UbuntuRelease) {
 			bad("ubuntuRelease", c.UbuntuRelease, "want one of %s", strings.Join(ubuntuLTS, ", "))
 		}
+		need := c.DBStorageGiB + 1
+		if c.Observability {
+			need += c.PrometheusStorageGiB
+		}
+		if c.DataVolumeGiB < need || c.DataVolumeGiB > 16384 {
+			bad("dataVolumeGiB", c.DataVolumeGiB, "want %d to 16384: the data disk holds dbStorageGiB (%d)%s and 1 GiB of headroom", need, c.DBStorageGiB,
+				map[bool]string{true: fmt.Sprintf(" and prometheusStorageGiB (%d)", c.PrometheusStorageGiB)}[c.Observability])
+		}
+	} else if c.DataSnapshotID != "" {
+		bad("dataSnapshotId", c.DataSnapshotID, "restores the data disk of target aws or gcp; target %s has none", c.Target)
 	}
 	switch c.Target {
 	case TargetAWS:
@@ -315,6 +344,11 @@ func (c Config) Validate() error {
 		}
 		if !awsTypeRe.MatchString(c.InstanceType) {
 			bad("instanceType", c.InstanceType, "want an EC2 instance type such as t3.large")
+		} else if fam, _, _ := strings.Cut(c.InstanceType, "."); slices.Contains(xenFamilies, fam) {
+			bad("instanceType", c.InstanceType, "is a Xen type; want one built on the Nitro System (t3, m5, m6i, ...): the data disk is found by its NVMe id")
+		}
+		if c.DataSnapshotID != "" && !awsSnapshotRe.MatchString(c.DataSnapshotID) {
+			bad("dataSnapshotId", c.DataSnapshotID, "want an EBS snapshot id, snap- and 8 or 17 hex digits")
 		}
 		if c.BudgetMonthlyUSD <= 0 {
 			bad("budgetMonthlyUsd", c.BudgetMonthlyUSD, "want a positive amount in USD")
@@ -325,6 +359,9 @@ func (c Config) Validate() error {
 			}
 		}
 	case TargetGCP:
+		if c.DataSnapshotID != "" && !gcpNameRe.MatchString(c.DataSnapshotID) {
+			bad("dataSnapshotId", c.DataSnapshotID, "want a Compute Engine snapshot name (lower case letters, digits and -, starting with a letter)")
+		}
 		if c.GcpProject == "" {
 			bad("gcp:project", nil, "required for target gcp: the project id")
 		}

@@ -292,11 +292,12 @@ func TestCredentialsDigestRollsTheServiceWithoutLeaking(t *testing.T) {
 	}
 }
 
-// What destroy does to the data, per stack: prod's volume comes from a
-// Retain class of MicroK8s' hostpath provisioner and its database
-// resources are protected, so destroy neither deletes the directory nor
-// gets that far; dev and local use the default class (Delete). Everywhere
-// the claim outlives the StatefulSet, and a dbStorageGiB change (immutable
+// What destroy does to the data, per stack: on a VM (dev, prod) the volume
+// is the data disk's static one (datadisk_test.go), Retain, and prod's
+// database resources are protected; without a data disk (local) the
+// default class (Delete), and a Retain stack there (target ssh) gets a
+// Retain class of MicroK8s' hostpath provisioner. Everywhere the claim
+// outlives the StatefulSet, and a dbStorageGiB change (immutable
 // volumeClaimTemplates) does not replace the StatefulSet.
 func TestDatabaseDataLifetimePerStack(t *testing.T) {
 	for _, stack := range kubeStacks {
@@ -310,7 +311,16 @@ func TestDatabaseDataLifetimePerStack(t *testing.T) {
 			db := find(t, objs, "StatefulSet", app.Namespace, app.DatabaseService)
 			class := mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.storageClassName")
 			scs := ofKind(objs, "StorageClass")
-			if retain {
+			target := mt.StackFile(t, stack).Values["microk8s-platform:target"]
+			if target == "aws" || target == "gcp" {
+				pvs := ofKind(objs, "PersistentVolume")
+				if len(scs) != 0 || class != app.DataClass || len(pvs) != 1 || mt.Str(pvs[0].Inputs, "spec.persistentVolumeReclaimPolicy") != "Retain" {
+					t.Fatalf("on a data disk: %d classes, class %q, %d volumes", len(scs), class, len(pvs))
+				}
+				if db.Protect != retain || pvs[0].Protect != retain {
+					t.Errorf("protect: StatefulSet %v, volume %v; want %v", db.Protect, pvs[0].Protect, retain)
+				}
+			} else if retain {
 				if len(scs) != 1 || scs[0].Name != app.RetainStorageClass || class != app.RetainStorageClass {
 					t.Fatalf("want StorageClass %s for the volume, got %d classes and %q", app.RetainStorageClass, len(scs), class)
 				}

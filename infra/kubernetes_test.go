@@ -26,7 +26,7 @@ type kubeObject struct {
 var clusterScoped = map[string]bool{
 	"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true,
 	"CustomResourceDefinition": true, "IngressClass": true, "KongClusterPlugin": true,
-	"StorageClass": true,
+	"StorageClass": true, "PersistentVolume": true,
 }
 
 func kubeObjects(m *mt.Mocks) []kubeObject {
@@ -321,7 +321,11 @@ func TestCommentsDeploymentFollowsTheStack(t *testing.T) {
 			if want := cfg["microk8s-platform:dbStorageGiB"]; want != "" && mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.resources.requests.storage") != want+"Gi" {
 				t.Errorf("database volume %s, want %sGi", mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.resources.requests.storage"), want)
 			}
-			if sc := mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.storageClassName"); sc != "" && cfg["microk8s-platform:dbReclaimPolicy"] != "Retain" {
+			onDisk := cfg["microk8s-platform:target"] == "aws" || cfg["microk8s-platform:target"] == "gcp"
+			switch sc := mt.Str(db.Inputs, "spec.volumeClaimTemplates[0].spec.storageClassName"); {
+			case onDisk && sc != app.DataClass:
+				t.Errorf("database volume names storage class %q; on a VM it is the data disk's, %s", sc, app.DataClass)
+			case !onDisk && sc != "" && cfg["microk8s-platform:dbReclaimPolicy"] != "Retain":
 				t.Errorf("database volume names storage class %q; it should use the cluster's default", sc)
 			}
 		})

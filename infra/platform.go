@@ -66,17 +66,21 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 			Owner: owner, SubnetID: net.SubnetID, SecurityGroupID: net.SecurityGroupID, Internet: net.Internet,
 			InstanceType: cfg.InstanceType, Spot: cfg.Spot, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
 			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
+			AvailabilityZone: net.AvailabilityZone, DataVolumeGiB: cfg.DataVolumeGiB, DataSnapshotID: cfg.DataSnapshotID,
+			RetainData: cfg.RetainsData(),
 		})
 		if err != nil {
 			return nil, err
 		}
 		host = machine.Host
-		out.MonthlyCostUSD, _ = vm.MonthlyCost("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)
+		ctx.Export("dataVolumeId", machine.DataVolumeID)
+		disks := cfg.RootVolumeGiB + cfg.DataVolumeGiB // both gp3
+		out.MonthlyCostUSD, _ = vm.MonthlyCost("aws", cfg.InstanceType, cfg.Spot, disks)
 		if _, err := budget.New(ctx, "budget", budget.Args{Owner: owner, MonthlyUSD: cfg.BudgetMonthlyUSD, Emails: cfg.BudgetEmails, EstimateUSD: out.MonthlyCostUSD}); err != nil {
 			return nil, err
 		}
 		ctx.Export("securityGroupId", net.SecurityGroupID)
-		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("aws", cfg.InstanceType, cfg.Spot, cfg.RootVolumeGiB)))
+		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("aws", cfg.InstanceType, cfg.Spot, disks)))
 	case TargetGCP:
 		net, err := network.NewGCP(ctx, "network", network.GCPArgs{
 			Owner: owner, Project: cfg.GcpProject, Region: cfg.GcpRegion, SubnetCidr: cfg.SubnetCidr, AdminCidrs: cfg.AdminCidrs,
@@ -107,6 +111,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 			Host: host, Channel: cfg.MicroK8sChannel, Observability: cfg.Observability,
 			PrometheusStorageGiB: cfg.PrometheusStorageGiB,
 			ClusterIdentifier:    cluster.ClusterIdentifier(cfg.Project, cfg.Stack),
+			DataDirs:             dataDirs(cfg),
 		})
 		if err != nil {
 			return nil, err
@@ -135,7 +140,12 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := workloads(ctx, cfg, out.Provider, img)
+	// PostgreSQL on the VM's data disk, where there is one.
+	dataDir := ""
+	if host.DataDisk != nil {
+		dataDir = cluster.DataMount + "/" + app.DataDir
+	}
+	g, err := workloads(ctx, cfg, out.Provider, img, dataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +172,8 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 }
 
 // workloads declares the Kubernetes layer, the same for every target.
-func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, img AppImage) (*gateway.Gateway, error) {
+// dataDir is PostgreSQL's directory on the VM's data disk, "" without one.
+func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, img AppImage, dataDir string) (*gateway.Gateway, error) {
 	onCluster := pulumi.Provider(provider)
 	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType, Policy: gateway.Policy{
 		Backends:    []gateway.Backend{{Namespace: app.Namespace, Pods: app.API.Selector(), Port: "http"}},
@@ -177,6 +188,7 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, i
 		Replicas:           cfg.AppReplicas,
 		RateLimitPerMinute: cfg.RateLimitPerMinute, DBPassword: cfg.DBPassword, DBStorageGiB: cfg.DBStorageGiB,
 		DBAdminPassword: cfg.AdminPasswordOrNil(), DBReclaimPolicy: cfg.DBReclaimPolicy,
+		DataDir:      dataDir,
 		AwaitIngress: cfg.GatewayServiceType == "LoadBalancer",
 		Gateway:      g,
 	}, onCluster)
@@ -250,4 +262,15 @@ func alertReceiver(cfg Config) *observability.Receiver {
 		r.WebhookURL = cfg.AlertWebhookURL
 	}
 	return r
+}
+
+// dataDirs are the directories on the data disk: PostgreSQL's, and
+// Prometheus's with observability, each owned by its image's user
+// (hostPath volumes ignore fsGroup).
+func dataDirs(cfg Config) []cluster.DataDir {
+	dirs := []cluster.DataDir{{Name: app.DataDir, UID: app.PostgresUID, GID: app.PostgresUID}}
+	if cfg.Observability {
+		dirs = append(dirs, cluster.PrometheusDataDir)
+	}
+	return dirs
 }

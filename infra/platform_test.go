@@ -191,7 +191,7 @@ func TestDevStackOnAWS(t *testing.T) {
 	if s, _ := awaitString(t, out.SSHCommand); s != "ssh -p 22 ubuntu@"+mt.AWSPublicIP {
 		t.Errorf("sshCommand = %q", s)
 	}
-	if want, _ := vm.MonthlyCost("aws", "t3.large", true, 30); out.MonthlyCostUSD != want || want <= 0 {
+	if want, _ := vm.MonthlyCost("aws", "t3.large", true, 30+20); out.MonthlyCostUSD != want || want <= 0 {
 		t.Errorf("estimated cost = %v, want %v", out.MonthlyCostUSD, want)
 	}
 }
@@ -213,10 +213,10 @@ func TestProdStackIsOnDemandLargerAndReplicated(t *testing.T) {
 	if mt.Str(pdb.Inputs, "spec.minAvailable") != "1" {
 		t.Errorf("PDB minAvailable = %s", mt.Str(pdb.Inputs, "spec.minAvailable"))
 	}
-	if mt.Str(m.One(t, "aws:budgets/budget:Budget", "budget").Inputs, "limitAmount") != "175.00" {
+	if mt.Str(m.One(t, "aws:budgets/budget:Budget", "budget").Inputs, "limitAmount") != "180.00" {
 		t.Error("prod budget")
 	}
-	if want, _ := vm.MonthlyCost("aws", "t3.xlarge", false, 50); out.MonthlyCostUSD != want {
+	if want, _ := vm.MonthlyCost("aws", "t3.xlarge", false, 50+40); out.MonthlyCostUSD != want {
 		t.Errorf("cost = %v, want %v", out.MonthlyCostUSD, want)
 	}
 	assertAWSTags(t, m, "prod")
@@ -316,6 +316,7 @@ func assertCommandChain(t *testing.T, m *mt.Mocks, publicIP, privateIP string, m
 	t.Helper()
 	steps := []struct{ name, script string }{
 		{"microk8s-wait", "wait-for-host.sh"},
+		{"microk8s-data", "mount-data-disk.sh"}, // on a cloud VM: its data disk (datadisk_test.go)
 		{"microk8s-install", "install-microk8s.sh"},
 		{"microk8s-addons", "enable-addons.sh"},
 		{"microk8s-kubeconfig", "kubeconfig.sh"},
@@ -323,10 +324,15 @@ func assertCommandChain(t *testing.T, m *mt.Mocks, publicIP, privateIP string, m
 	// The cluster's own steps; the image side-load adds its import
 	// (infra/appimage_test.go checks that one).
 	var clusterSteps []string
+	hasData := false
 	for _, c := range m.ByType("command:remote:Command") {
 		if strings.HasPrefix(c.Name, "microk8s-") {
 			clusterSteps = append(clusterSteps, c.Name)
+			hasData = hasData || c.Name == "microk8s-data"
 		}
+	}
+	if !hasData {
+		steps = slices.DeleteFunc(steps, func(s struct{ name, script string }) bool { return s.name == "microk8s-data" })
 	}
 	if len(clusterSteps) != len(steps) {
 		t.Fatalf("cluster remote commands %v, want %d", clusterSteps, len(steps))
@@ -403,7 +409,7 @@ func assertAWSTags(t *testing.T, m *mt.Mocks, stack string) {
 		if !strings.HasPrefix(r.Type, "aws:") || r.Type == "pulumi:providers:aws" {
 			continue
 		}
-		if r.Type == "aws:ec2/routeTableAssociation:RouteTableAssociation" {
+		if r.Type == "aws:ec2/routeTableAssociation:RouteTableAssociation" || r.Type == "aws:ec2/volumeAttachment:VolumeAttachment" {
 			continue // not taggable
 		}
 		n++

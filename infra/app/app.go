@@ -39,8 +39,9 @@ const (
 	RateLimitPlugin   = "comments-rate-limit"
 	HTTPPort          = image.Port // the image listens there
 	PostgresPort      = 5432
-	serviceUID        = image.UID // the image's user
-	postgresUID       = 999       // the postgres image's user
+	serviceUID        = image.UID  // the image's user
+	PostgresUID       = 999        // the postgres image's user
+	DataDir           = "postgres" // PostgreSQL's directory on the data disk (cluster.DataMount)
 	PrometheusNS      = "observability"
 	IngressPathPrefix = "/api/comment"
 )
@@ -79,6 +80,10 @@ type Args struct {
 	// deletes the data) or Retain (a class whose volumes outlive destroy,
 	// and the database resources protected).
 	DBReclaimPolicy string
+	// DataDir, when set, is the host directory on the VM's data disk for
+	// PostgreSQL's static volume (dataDiskStorage); else the cluster's
+	// classes.
+	DataDir string
 	// AwaitIngress waits for Kong to publish an address on the Ingress;
 	// off where the proxy Service gets no load-balancer address.
 	AwaitIngress bool

@@ -103,6 +103,7 @@ func credentialsDigest(salt string, inputs ...pulumi.StringOutput) pulumi.String
 type dbStorage struct {
 	class   pulumi.StringPtrInput // nil: the cluster's default class
 	protect bool
+	volume  pulumi.Resource // the static volume on the data disk, or nil
 }
 
 // storage declares, for dbReclaimPolicy Retain, the StorageClass whose
@@ -111,6 +112,9 @@ type dbStorage struct {
 // (pulumi destroy deletes the namespace, and the claim with it) runs rm -rf
 // on it.
 func storage(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOption) (dbStorage, error) {
+	if args.DataDir != "" {
+		return dataDiskStorage(ctx, name, args, opts...)
+	}
 	if args.DBReclaimPolicy != dbRetainPolicy {
 		return dbStorage{}, nil
 	}
@@ -127,6 +131,50 @@ func storage(ctx *pulumi.Context, name string, args Args, opts ...pulumi.Resourc
 		return dbStorage{}, err
 	}
 	return dbStorage{class: sc.Metadata.Name(), protect: true}, nil
+}
+
+// DataClass is the StorageClass of the data disk's static volumes: no
+// provisioner, Retain. The addons step declares it (it is Prometheus's
+// too: scripts/microk8s/enable-addons.sh).
+const DataClass = "platform-data"
+
+// DataVolume is PostgreSQL's static PersistentVolume on the data disk.
+const DataVolume = "platform-data-postgres"
+
+// DataClaim is the claim the StatefulSet's template makes for its pod
+// (<template>-<statefulset>-<ordinal>), which DataVolume is bound to.
+const DataClaim = "data-" + DatabaseService + "-0"
+
+// dataDiskStorage: the data on the VM's own data disk, which outlives the
+// VM. The hostpath provisioner names each directory after the generated
+// PersistentVolume (<ns>-<pvc>-<pv>), so a new cluster on the same disk
+// would make a new, empty one. A static volume instead, at a fixed
+// directory (args.DataDir), pre-bound to the claim (claimRef), of hostPath
+// type Directory: if the disk is not mounted the directory does not exist
+// and the pod fails to start rather than write to the root disk. Retain:
+// deleting the claim never deletes the data. The directory is owned by
+// the image's user (the mount step): hostPath ignores fsGroup.
+func dataDiskStorage(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOption) (dbStorage, error) {
+	retain := args.DBReclaimPolicy == dbRetainPolicy
+	pvOpts := opts
+	if retain {
+		pvOpts = append(append([]pulumi.ResourceOption{}, opts...), pulumi.Protect(true))
+	}
+	pv, err := corev1.NewPersistentVolume(ctx, name+"-db-data", &corev1.PersistentVolumeArgs{
+		Metadata: Database.Meta(DataVolume, ""),
+		Spec: corev1.PersistentVolumeSpecArgs{
+			Capacity:                      pulumi.StringMap{"storage": pulumi.Sprintf("%dGi", args.DBStorageGiB)},
+			AccessModes:                   pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+			PersistentVolumeReclaimPolicy: pulumi.String("Retain"),
+			StorageClassName:              pulumi.String(DataClass),
+			HostPath:                      &corev1.HostPathVolumeSourceArgs{Path: pulumi.String(args.DataDir), Type: pulumi.String("Directory")},
+			ClaimRef:                      &corev1.ObjectReferenceArgs{Namespace: pulumi.String(Namespace), Name: pulumi.String(DataClaim)},
+		},
+	}, pvOpts...)
+	if err != nil {
+		return dbStorage{}, err
+	}
+	return dbStorage{class: pulumi.String(DataClass), protect: retain, volume: pv}, nil
 }
 
 // database: PostgreSQL as a one-replica StatefulSet behind a headless
@@ -207,6 +255,9 @@ func database(ctx *pulumi.Context, name string, args Args, secret *corev1.Secret
 	// a later dbStorageGiB change is ignored instead of restarting the
 	// database for nothing; the README says how to move to a bigger volume.
 	statefulOpts = append(statefulOpts, pulumi.IgnoreChanges([]string{"spec.volumeClaimTemplates"}))
+	if st.volume != nil {
+		statefulOpts = append(statefulOpts, pulumi.DependsOn([]pulumi.Resource{st.volume}))
+	}
 	sts, err := appsv1.NewStatefulSet(ctx, name+"-postgres", &appsv1.StatefulSetArgs{
 		Metadata: db.Meta(DatabaseService, Namespace),
 		Spec: appsv1.StatefulSetSpecArgs{
@@ -224,7 +275,7 @@ func database(ctx *pulumi.Context, name string, args Args, secret *corev1.Secret
 				Metadata: &metav1.ObjectMetaArgs{Labels: db.Labels()},
 				Spec: corev1.PodSpecArgs{
 					AutomountServiceAccountToken:  pulumi.Bool(false),
-					SecurityContext:               kube.RestrictedPod(postgresUID),
+					SecurityContext:               kube.RestrictedPod(PostgresUID),
 					TerminationGracePeriodSeconds: pulumi.Int(60),
 					Containers: corev1.ContainerArray{
 						corev1.ContainerArgs{

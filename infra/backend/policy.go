@@ -133,8 +133,8 @@ var DescribeActions = []string{
 	"ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
 	"ec2:DescribeInternetGateways", "ec2:DescribeKeyPairs", "ec2:DescribeNetworkAcls",
 	"ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroupRules",
-	"ec2:DescribeSecurityGroups", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets",
-	"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
+	"ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots", "ec2:DescribeSpotInstanceRequests", "ec2:DescribeSubnets",
+	"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
 }
 
 // CreateActions create EC2 resources that carry the stack's tags from the
@@ -142,7 +142,7 @@ var DescribeActions = []string{
 var CreateActions = []string{
 	"ec2:AllocateAddress", "ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress",
 	"ec2:CreateInternetGateway", "ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateSubnet",
-	"ec2:CreateVpc", "ec2:ImportKeyPair", "ec2:RunInstances",
+	"ec2:CreateVolume", "ec2:CreateVpc", "ec2:ImportKeyPair", "ec2:RunInstances",
 }
 
 // CreatedTypes are the EC2 resource types CreateActions make with tags.
@@ -155,11 +155,11 @@ var CreatedTypes = []string{
 // changing or deleting them, and using them as the parent of a new one
 // (a subnet's VPC, an instance's subnet, group and key).
 var OwnedActions = []string{
-	"ec2:AssociateAddress", "ec2:AssociateRouteTable", "ec2:AttachInternetGateway",
+	"ec2:AssociateAddress", "ec2:AssociateRouteTable", "ec2:AttachInternetGateway", "ec2:AttachVolume",
 	"ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress",
 	"ec2:CreateRoute", "ec2:CreateRouteTable", "ec2:CreateSecurityGroup", "ec2:CreateSubnet",
 	"ec2:DeleteInternetGateway", "ec2:DeleteKeyPair", "ec2:DeleteRoute", "ec2:DeleteRouteTable",
-	"ec2:DeleteSecurityGroup", "ec2:DeleteSubnet", "ec2:DeleteVpc", "ec2:DetachInternetGateway",
+	"ec2:DeleteSecurityGroup", "ec2:DeleteSubnet", "ec2:DeleteVolume", "ec2:DeleteVpc", "ec2:DetachInternetGateway",
 	"ec2:DisassociateAddress", "ec2:DisassociateRouteTable", "ec2:ModifyInstanceAttribute",
 	"ec2:ModifyInstanceMetadataOptions", "ec2:ModifySecurityGroupRules", "ec2:ModifySubnetAttribute",
 	"ec2:ModifyVolume", "ec2:ModifyVpcAttribute", "ec2:ReleaseAddress", "ec2:ReplaceRoute",
@@ -293,6 +293,11 @@ func DeployPolicy(s Scope, stack string) PolicyDocument {
 			Resource: []string{s.ec2ARN("network-interface")}},
 		Statement{Sid: "CancelSpotRequest", Effect: "Allow", Action: []string{"ec2:CancelSpotInstanceRequests"},
 			Resource: []string{s.ec2ARN("spot-instances-request")}},
+		// A restore (dataSnapshotId) names the snapshot too: only the
+		// stack's own, which DLM tags like the volume (copyTags).
+		Statement{Sid: "RestoreOwnSnapshot", Effect: "Allow", Action: []string{"ec2:CreateVolume"},
+			Resource:  []string{fmt.Sprintf("arn:aws:ec2:%s::snapshot/*", s.Region)},
+			Condition: map[string]map[string]any{"StringEquals": s.tagged("aws:ResourceTag", one)}},
 		Statement{Sid: "LaunchUbuntu", Effect: "Allow", Action: []string{"ec2:RunInstances"},
 			Resource:  []string{fmt.Sprintf("arn:aws:ec2:%s::image/*", s.Region)},
 			Condition: map[string]map[string]any{"StringEquals": {"ec2:Owner": CanonicalAccount}}},

@@ -162,6 +162,25 @@ var needs = map[string][]call{
 	}, describe("read", "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceTypes",
 		"ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeVolumes", "ec2:DescribeTags", "ec2:DescribeVpcs"),
 		describe("create", "ec2:DescribeImages"), tagUpdates("instance"), tagUpdates("volume")),
+	// The data disk (infra/vm datadisk.go). Restoring names the snapshot
+	// too (Service Authorization Reference: CreateVolume on volume and
+	// snapshot), one of the stack's own: DLM copies the volume's tags to
+	// its snapshots. Any stack may restore with one config key, so every
+	// deploy role gets it.
+	"aws:ebs/volume:Volume": join([]call{
+		{"create", "ec2:CreateVolume", on("volume", created)},
+		{"create", "ec2:CreateVolume", []touch{{"volume", created}, {"snapshot", owned}}},
+		{"update", "ec2:ModifyVolume", on("volume", owned)},
+		{"delete", "ec2:DeleteVolume", on("volume", owned)},
+	}, describe("read", "ec2:DescribeVolumes"), describe("update", "ec2:DescribeVolumesModifications"), tagUpdates("volume"),
+		describe("create", "ec2:DescribeSnapshots")), // the restore's check first (aws:ebs/getSnapshot)
+	// AttachVolume on instance and volume (Service Authorization
+	// Reference); the create waits for the instance to run. No delete:
+	// skip_destroy (terraform-provider-aws v5.100.0
+	// ebs_volume_attachment.go) detaches nothing.
+	"aws:ec2/volumeAttachment:VolumeAttachment": join([]call{
+		{"create", "ec2:AttachVolume", []touch{{"instance", owned}, {"volume", owned}}},
+	}, describe("read", "ec2:DescribeVolumes", "ec2:DescribeInstances")),
 	"aws:ec2/eip:Eip": join([]call{
 		{"create", "ec2:AllocateAddress", on("elastic-ip", created)},
 		// The association names the instance's primary network interface
@@ -208,6 +227,8 @@ var invokeNeeds = map[string][]call{
 	// authorises as an instance ARN; no tags of ours).
 	"aws:ec2/getAmi:getAmi": join(describe("read", "ec2:DescribeImages"),
 		[]call{{"read", "ec2:GetInstanceUefiData", on("instance", untagged)}}), // InstanceId: the image's id
+	// The restore's check that dataSnapshotId exists (infra/vm datadisk.go).
+	"aws:ebs/getSnapshot:getSnapshot":               describe("read", "ec2:DescribeSnapshots"),
 	"aws:index/getCallerIdentity:getCallerIdentity": nil,
 	"aws:index/getRegion:getRegion":                 nil,
 }
@@ -270,7 +291,7 @@ func derive(t *testing.T, m *mt.Mocks) []derivedCall {
 			}
 		}
 		if r.Type == "aws:ec2/instance:Instance" {
-			tags["volume"] = mt.StringMap(r.Inputs, "volumeTags")
+			tags["volume"] = mt.StringMap(r.Inputs, "rootBlockDevice.tags")
 		}
 		for _, c := range calls {
 			out = append(out, derivedCall{c, r.Type + " " + r.Name, tags})
@@ -320,6 +341,9 @@ func (d derivedCall) requests(stack string) []request {
 		case budget:
 			arn = fmt.Sprintf("arn:aws:budgets::%s:budget/%s-%s-monthly", acct, Platform, stack)
 		case owned:
+			if tc.typ == "snapshot" { // snapshot ARNs name no account
+				arn = fmt.Sprintf("arn:aws:ec2:%s::snapshot/snap-%d", testRegion, i)
+			}
 			for k, v := range tags {
 				ctx["aws:ResourceTag/"+k] = []string{v}
 			}

@@ -65,6 +65,23 @@ type Args struct {
 	// ClusterIdentifier names the cluster for the Kubernetes provider; it
 	// must stay the same for the life of the stack.
 	ClusterIdentifier string
+	// DataDirs are the directories made on the data disk (Host.DataDisk),
+	// each owned by the user its image runs as.
+	DataDirs []DataDir
+}
+
+// DataMount is where the data disk is mounted on the host.
+const DataMount = "/var/lib/platform-data"
+
+// PrometheusDataDir is Prometheus's directory on the data disk, owned by
+// the user the addons step makes it run as (enable-addons.sh sets
+// prometheusSpec.securityContext to these ids).
+var PrometheusDataDir = DataDir{Name: "prometheus", UID: 1000, GID: 2000}
+
+// DataDir is one directory on the data disk: name under DataMount, owner.
+type DataDir struct {
+	Name     string
+	UID, GID int
 }
 
 // Cluster is the installed MicroK8s and a provider that talks to it.
@@ -97,6 +114,9 @@ type Step struct {
 // Steps are the install chain, in order.
 var Steps = []Step{
 	{"wait", "wait-for-host.sh", 900, "cloud-init and snapd on a new host"},
+	// Only on a host with a data disk (vm.Host.DataDisk), and before
+	// MicroK8s: its services are made to wait for the mount.
+	{"data", "mount-data-disk.sh", 900, "the data disk to appear, its filesystem and its mount"},
 	{"install", "install-microk8s.sh", 1800, "the MicroK8s snap, its certificate and a ready node"},
 	{"addons", "enable-addons.sh", 3600, "RBAC and the dns, hostpath-storage, metallb and observability addons"},
 	{"kubeconfig", "kubeconfig.sh", 120, "microk8s config"},
@@ -165,14 +185,33 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			"OBSERVABILITY":       pulumi.String(fmt.Sprint(args.Observability)),
 			"ALERTMANAGER_SECRET": pulumi.String(AlertmanagerSecret),
 			"PROMETHEUS_STORAGE":  pulumi.String(fmt.Sprintf("%dGi", storage)),
+			// hostpath does not enforce the claim's size: Prometheus's own
+			// cap, 80 % of it (its units are powers of two, as Gi).
+			"PROMETHEUS_RETENTION_SIZE": pulumi.String(fmt.Sprintf("%dGB", max(1, storage*8/10))),
+			"PROMETHEUS_UID":            pulumi.String(fmt.Sprint(PrometheusDataDir.UID)),
+			"PROMETHEUS_GID":            pulumi.String(fmt.Sprint(PrometheusDataDir.GID)),
 		},
 		"kubeconfig": {"PUBLIC_IP": h.PublicIP},
+	}
+	if d := h.DataDisk; d != nil {
+		dirs := make([]string, 0, len(args.DataDirs))
+		for _, dd := range args.DataDirs {
+			dirs = append(dirs, fmt.Sprintf("%s:%d:%d", dd.Name, dd.UID, dd.GID))
+		}
+		// DEVICE names the disk by its id: a new disk re-runs the step.
+		env["data"] = map[string]pulumi.StringInput{
+			"DEVICE": d.Device, "MOUNT_POINT": pulumi.String(DataMount), "DIRS": pulumi.String(strings.Join(dirs, " ")),
+		}
+		env["addons"]["DATA_MOUNT"] = pulumi.String(DataMount)
 	}
 
 	var prev []pulumi.Resource = h.Ready
 	var kc *remote.Command
 	for _, s := range Steps {
-		vars := env[s.Name]
+		vars, ok := env[s.Name]
+		if !ok {
+			continue // the data step on a host without a data disk
+		}
 		keys := make([]string, 0, len(vars))
 		for k := range vars {
 			keys = append(keys, k)

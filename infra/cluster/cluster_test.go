@@ -36,16 +36,24 @@ func (m *mocks) Call(pulumi.MockCallArgs) (resource.PropertyMap, error) {
 }
 
 // install runs New under mocks for a host with the given machine id and
-// addresses, and returns the registered inputs by resource name.
+// addresses, and returns the registered inputs by resource name. A host
+// with a machine id (a cloud VM) has a data disk, vol-0<machine id>.
 func install(t *testing.T, machineID, publicIP, privateIP string) map[string]resource.PropertyMap {
+	t.Helper()
+	return installDisk(t, machineID, publicIP, privateIP, "vol-0"+strings.TrimPrefix(machineID, "i-0"))
+}
+
+func installDisk(t *testing.T, machineID, publicIP, privateIP, volumeID string) map[string]resource.PropertyMap {
 	t.Helper()
 	m := &mocks{res: map[string]resource.PropertyMap{}}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		h := vm.Existing(publicIP, privateIP, "ubuntu", 22, pulumi.String("KEY").ToStringOutput())
 		if machineID != "" {
 			h.MachineID = pulumi.String(machineID).ToStringOutput()
+			h.DataDisk = &vm.DataDisk{Device: pulumi.String(vm.DataDeviceAWS(volumeID)).ToStringOutput(), ID: pulumi.String(volumeID).ToStringOutput()}
 		}
-		_, err := New(ctx, "microk8s", Args{Host: h, Channel: "1.35/stable", Observability: true, ClusterIdentifier: ClusterIdentifier("p", "dev")})
+		_, err := New(ctx, "microk8s", Args{Host: h, Channel: "1.35/stable", Observability: true, ClusterIdentifier: ClusterIdentifier("p", "dev"),
+			DataDirs: []DataDir{{"postgres", 999, 999}, {"prometheus", 1000, 2000}}})
 		return err
 	}, pulumi.WithMocks("p", "dev", m))
 	if err != nil {
@@ -88,12 +96,46 @@ func TestANewMachineReRunsEveryStep(t *testing.T) {
 		}
 	}
 	// Target ssh has no machine id: its address stands for the machine.
+	// (Nor a data disk: no data step.)
 	c := install(t, "", "192.0.2.50", "")
 	d := install(t, "", "192.0.2.51", "")
+	if _, ok := c["microk8s-data"]; ok {
+		t.Error("a data step on a host without a data disk")
+	}
 	for _, s := range Steps {
+		if s.Name == "data" {
+			continue
+		}
 		if reflect.DeepEqual(triggers(t, c, s.Name), triggers(t, d, s.Name)) {
 			t.Errorf("%s: another ssh host does not re-run the step", s.Name)
 		}
+	}
+}
+
+// The data step runs after the host is up and before MicroK8s, finds the
+// disk by its NVMe id, and runs again for another disk (a restore) on the
+// same machine.
+func TestDataDiskIsMountedBeforeMicroK8s(t *testing.T) {
+	res := install(t, "i-0aaa", "203.0.113.10", "10.0.1.10")
+	create := res["microk8s-data"]["create"].StringValue()
+	for _, want := range []string{
+		"DEVICE='/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0aaa'",
+		"MOUNT_POINT='" + DataMount + "'", "DIRS='postgres:999:999 prometheus:1000:2000'",
+	} {
+		if !strings.Contains(create, want) {
+			t.Errorf("data step lacks %s: %s", want, create)
+		}
+	}
+	other := installDisk(t, "i-0aaa", "203.0.113.10", "10.0.1.10", "vol-0fff")
+	if reflect.DeepEqual(triggers(t, res, "data"), triggers(t, other, "data")) {
+		t.Error("another disk does not re-run the data step")
+	}
+	var names []string
+	for _, s := range Steps {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, " ") != "wait data install addons kubeconfig" {
+		t.Errorf("steps run in the order %v", names)
 	}
 }
 
@@ -125,7 +167,8 @@ func TestProviderHasAStableClusterIdentifier(t *testing.T) {
 func TestStepEnvironment(t *testing.T) {
 	res := install(t, "i-0aaa", "203.0.113.10", "10.0.1.10")
 	create := res["microk8s-addons"]["create"].StringValue()
-	for _, want := range []string{"METALLB_ADDRESS='10.0.1.10'", "OBSERVABILITY='true'", "ALERTMANAGER_SECRET='" + AlertmanagerSecret + "'", "PROMETHEUS_STORAGE='10Gi'"} {
+	for _, want := range []string{"METALLB_ADDRESS='10.0.1.10'", "OBSERVABILITY='true'", "ALERTMANAGER_SECRET='" + AlertmanagerSecret + "'", "PROMETHEUS_STORAGE='10Gi'",
+		"PROMETHEUS_RETENTION_SIZE='8GB'", "PROMETHEUS_UID='1000'", "PROMETHEUS_GID='2000'", "DATA_MOUNT='" + DataMount + "'"} {
 		if !strings.Contains(create, want) {
 			t.Errorf("addons create lacks %s: %s", want, create)
 		}
@@ -134,7 +177,7 @@ func TestStepEnvironment(t *testing.T) {
 		t.Errorf("install create: %s", c)
 	}
 	// Target ssh without sshPrivateIp: the script finds the address.
-	if c := install(t, "", "vm.example.com", "")["microk8s-addons"]["create"].StringValue(); !strings.Contains(c, "METALLB_ADDRESS=''") {
+	if c := install(t, "", "vm.example.com", "")["microk8s-addons"]["create"].StringValue(); !strings.Contains(c, "METALLB_ADDRESS=''") || strings.Contains(c, "DATA_MOUNT") {
 		t.Errorf("addons create: %s", c)
 	}
 }

@@ -56,6 +56,13 @@ type AWSArgs struct {
 	// is associated, its default route does not apply and the VM's
 	// address is not reachable.
 	Internet []pulumi.Resource
+	// The data disk (datadisk.go): in the subnet's zone, DataVolumeGiB
+	// large, made from DataSnapshotID when set (a restore), and with
+	// RetainData kept by destroy and protected.
+	AvailabilityZone pulumi.StringOutput
+	DataVolumeGiB    int
+	DataSnapshotID   string
+	RetainData       bool
 }
 
 // SpotOptions are the dev VM's spot settings: a one-time request whose
@@ -75,14 +82,15 @@ type AWSArgs struct {
 // only shape with nothing left behind.
 //
 // What a reclaim does: EC2 terminates the instance; the root volume has
-// deleteOnTermination, so it (the cluster, PostgreSQL's data) is gone; the
-// Elastic IP stays allocated, unassociated. The provider's read treats a
+// deleteOnTermination, so it (the cluster) is gone, while the data volume
+// (PostgreSQL's and Prometheus's data, datadisk.go) is released and stays;
+// the Elastic IP stays allocated, unassociated. The provider's read treats a
 // terminated instance as deleted (terraform-provider-aws
 // internal/service/ec2 findInstanceByID: state terminated -> NotFound,
 // "removing from state"), so the next `pulumi up --refresh` creates a new
-// instance, re-associates the address and, because the instance id is in
-// the install steps' triggers, installs MicroK8s and the platform again on
-// an empty disk.
+// instance, re-associates the address, attaches the data volume to it and,
+// because the instance id is in the install steps' triggers, installs
+// MicroK8s and the platform again on a fresh root disk over the old data.
 func SpotOptions() *ec2.InstanceInstanceMarketOptionsSpotOptionsArgs {
 	return &ec2.InstanceInstanceMarketOptionsSpotOptionsArgs{
 		SpotInstanceType:             pulumi.String("one-time"),
@@ -94,8 +102,10 @@ func SpotOptions() *ec2.InstanceInstanceMarketOptionsSpotOptionsArgs {
 type AWS struct {
 	pulumi.ResourceState
 	InstanceID pulumi.IDOutput
-	AMI        string
-	Host       Host
+	// DataVolumeID is the data disk's volume id.
+	DataVolumeID pulumi.IDOutput
+	AMI          string
+	Host         Host
 }
 
 // NewAWS declares the VM.
@@ -134,6 +144,11 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		return nil, err
 	}
 
+	data, err := newAWSDataVolume(ctx, name, args, p)
+	if err != nil {
+		return nil, err
+	}
+
 	instArgs := &ec2.InstanceArgs{
 		Ami:                 pulumi.String(ami.Id),
 		InstanceType:        pulumi.String(args.InstanceType),
@@ -145,6 +160,13 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 			VolumeSize:          pulumi.Int(args.RootVolumeGiB),
 			Encrypted:           pulumi.Bool(true),
 			DeleteOnTermination: pulumi.Bool(true),
+			// Tagged here, not with the instance's volumeTags, which
+			// would fight the data volume's own tags: "Do not use
+			// volume_tags if you plan to manage block device tags outside
+			// the aws_instance configuration, such as using tags in an
+			// aws_ebs_volume resource attached via aws_volume_attachment"
+			// (pulumi-aws v6.83.4 ec2/instance.go, volumeTags).
+			Tags: o.AWS("vm-root"),
 		},
 		// IMDSv2 only, and one hop: pods on the node cannot reach it.
 		MetadataOptions: &ec2.InstanceMetadataOptionsArgs{
@@ -152,8 +174,12 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 			HttpTokens:              pulumi.String("required"),
 			HttpPutResponseHopLimit: pulumi.Int(1),
 		},
-		Tags:       o.AWS("vm"),
-		VolumeTags: o.AWS("vm-root"),
+		Tags: o.AWS("vm"),
+		// The data volume's id, replacing the instance when it changes
+		// (a restore): the new volume goes to a new VM, never under a
+		// running cluster. A comment in an otherwise empty cloud-config.
+		UserData:                data.userData,
+		UserDataReplaceOnChange: pulumi.Bool(true),
 	}
 	if args.Spot {
 		instArgs.InstanceMarketOptions = &ec2.InstanceInstanceMarketOptionsArgs{
@@ -162,8 +188,14 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		}
 	}
 	// A newer Ubuntu AMI must not replace a running cluster: the AMI is
-	// read at creation only.
-	inst, err := ec2.NewInstance(ctx, name, instArgs, p, pulumi.IgnoreChanges([]string{"ami"}))
+	// read at creation only. Replaced, the old VM goes first
+	// (DeleteBeforeReplace): terminating it releases the data volume for
+	// the new one.
+	inst, err := ec2.NewInstance(ctx, name, instArgs, p, pulumi.IgnoreChanges([]string{"ami"}), pulumi.DeleteBeforeReplace(true))
+	if err != nil {
+		return nil, err
+	}
+	attach, err := attachAWSDataVolume(ctx, name, inst, data, p)
 	if err != nil {
 		return nil, err
 	}
@@ -176,17 +208,21 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		return nil, err
 	}
 
-	v.InstanceID = inst.ID()
+	v.InstanceID, v.DataVolumeID = inst.ID(), data.volume.ID()
 	v.Host = Host{
 		PublicIP:   eip.PublicIp,
 		PrivateIP:  inst.PrivateIp,
 		User:       args.SSHUser,
 		Port:       args.SSHPort,
 		PrivateKey: pulumi.ToSecret(args.SSHPrivateKey).(pulumi.StringOutput),
-		Ready:      append([]pulumi.Resource{inst, eip}, args.Internet...),
+		Ready:      append([]pulumi.Resource{inst, eip, attach}, args.Internet...),
 		MachineID:  inst.ID().ToStringOutput(),
+		DataDisk: &DataDisk{
+			Device: data.volume.ID().ApplyT(func(id pulumi.ID) string { return DataDeviceAWS(string(id)) }).(pulumi.StringOutput),
+			ID:     data.volume.ID().ToStringOutput(),
+		},
 	}
 	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{
-		"instanceId": inst.ID(), "publicIp": eip.PublicIp, "privateIp": inst.PrivateIp,
+		"instanceId": inst.ID(), "publicIp": eip.PublicIp, "privateIp": inst.PrivateIp, "dataVolumeId": data.volume.ID(),
 	})
 }

@@ -27,8 +27,8 @@ const (
 	PublicIPv4PerHour = 0.005 // an in-use public IPv4 address, both clouds
 )
 
-// MonthlyCost estimates the VM's monthly cost: compute, root disk and its
-// public IPv4 address. ok is false for machine types not in the table.
+// MonthlyCost estimates the VM's monthly cost: compute, its disks (diskGiB:
+// root and data together) and its public IPv4 address. ok is false for machine types not in the table.
 func MonthlyCost(cloud, machineType string, spot bool, diskGiB int) (usd float64, ok bool) {
 	h, ok := hourly[machineType]
 	if !ok {
@@ -51,5 +51,5 @@ func CostNote(cloud, machineType string, spot bool, diskGiB int) string {
 	if spot {
 		pricing = fmt.Sprintf("spot at ~%.0f%% of on-demand", SpotFactor*100)
 	}
-	return fmt.Sprintf("%s %s (%s) for %d h + %d GiB root disk + public IPv4; estimate from the price table in infra/vm/cost.go", cloud, machineType, pricing, HoursPerMonth, diskGiB)
+	return fmt.Sprintf("%s %s (%s) for %d h + %d GiB of disk (root and data) + public IPv4; estimate from the price table in infra/vm/cost.go", cloud, machineType, pricing, HoursPerMonth, diskGiB)
 }

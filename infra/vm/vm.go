@@ -4,7 +4,11 @@
 // reach it, independent of the cloud.
 package vm
 
-import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+import (
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
 
 // Host is a machine reachable over SSH.
 type Host struct {
@@ -20,6 +24,30 @@ type Host struct {
 	// host. A new machine behind the same address (a reclaimed spot VM
 	// re-created) has a new id, and the install steps run again.
 	MachineID pulumi.StringOutput
+	// DataDisk is the machine's own data disk (AWS, GCP), nil for an
+	// existing host.
+	DataDisk *DataDisk
+}
+
+// DataDisk is a cloud disk that outlives the machine: PostgreSQL's and
+// Prometheus's data live on it, and a replaced machine gets it back.
+type DataDisk struct {
+	// Device is where the machine sees it: a /dev/disk/by-id path.
+	Device pulumi.StringOutput
+	// ID is the cloud's id of the disk: a new disk (a restore) re-runs
+	// the mount step.
+	ID pulumi.StringOutput
+}
+
+// DataDeviceAWS is the data volume's path on a Nitro instance: EBS volumes
+// are NVMe devices whose serial is the volume id without its dash, and
+// udev names them nvme-<model>_<serial> with the model's spaces as
+// underscores (AWS EC2 User Guide, "Amazon EBS and NVMe": "The EBS volume
+// ID is the serial number of the device"; systemd
+// rules.d/60-persistent-storage.rules, the nvme by-id rule with
+// string_escape=replace).
+func DataDeviceAWS(volumeID string) string {
+	return "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_" + strings.ReplaceAll(volumeID, "-", "")
 }
 
 // Existing describes a host that is already there (target ssh).

@@ -12,15 +12,25 @@
 #     (never a cloud's public address, which the VM does not own). A changed
 #     address is patched into the addon's IPAddressPool default-addresspool.
 #  4. observability (OBSERVABILITY=true) with our kube-prometheus-stack values:
-#     Prometheus data on a hostpath volume (the host's disk), and Alertmanager
-#     configured from the Secret ALERTMANAGER_SECRET that the Kubernetes layer
-#     writes. Changed values are applied to the installed release.
+#     Prometheus's data on a hostpath volume, capped by size below it
+#     (retentionSize; hostpath does not enforce the claim's size), running as
+#     PROMETHEUS_UID:PROMETHEUS_GID, and Alertmanager configured from the
+#     Secret ALERTMANAGER_SECRET that the Kubernetes layer writes. Changed
+#     values are applied to the installed release.
+#     With DATA_MOUNT (the data disk, mount-data-disk.sh), first the
+#     StorageClass platform-data (no provisioner, Retain) and Prometheus's
+#     static PersistentVolume on DATA_MOUNT/prometheus (hostPath type
+#     Directory: if the disk is not mounted the pod fails instead of writing
+#     to the root disk), which Prometheus's claim selects by label; without
+#     it, MicroK8s's hostpath class on the root disk.
 #
 # Each `microk8s enable` is bounded by ENABLE_TIMEOUT seconds (metallb's own
 # enable loops until its controller is Available, with no limit).
 #
 # env: METALLB_ADDRESS, OBSERVABILITY (true|false), ALERTMANAGER_SECRET,
 #      PROMETHEUS_STORAGE (default 10Gi), PROMETHEUS_RETENTION (default 15d),
+#      PROMETHEUS_RETENTION_SIZE (default 8GB), PROMETHEUS_UID, PROMETHEUS_GID
+#      (default 1000, 2000), DATA_MOUNT (default none),
 #      ENABLE_TIMEOUT (default 900), READY_TIMEOUT (default 600), GRACE (default 60),
 #      SNAP_DATA (default /var/snap/microk8s/current),
 #      SNAP_COMMON (default /var/snap/microk8s/common)
@@ -34,6 +44,10 @@ observability="${OBSERVABILITY:-false}"
 am_secret="${ALERTMANAGER_SECRET:-platform-alertmanager}"
 prom_storage="${PROMETHEUS_STORAGE:-10Gi}"
 prom_retention="${PROMETHEUS_RETENTION:-15d}"
+prom_retention_size="${PROMETHEUS_RETENTION_SIZE:-8GB}"
+prom_uid="${PROMETHEUS_UID:-1000}"
+prom_gid="${PROMETHEUS_GID:-2000}"
+data_mount="${DATA_MOUNT:-}"
 apiserver_args="$snap_data/args/kube-apiserver"
 
 log() { echo "[enable-addons] $*"; }
@@ -124,9 +138,53 @@ else
   enable metallb "the metallb addon (its controller Available and the address pool accepted)" "$pool"
 fi
 
-# 4. Observability with Prometheus on the host's disk and our Alertmanager.
+# 4. Observability with Prometheus on the data disk (or the host's disk) and
+# our Alertmanager.
+values_dir="$snap_common/platform"
+prom_class=microk8s-hostpath
+prom_selector=""
+if [ -n "$data_mount" ]; then
+  prom_class=platform-data
+  prom_selector="
+          selector:
+            matchLabels:
+              microk8s-platform/data: prometheus"
+  mkdir -p "$values_dir"
+  storage="$values_dir/platform-data.yaml"
+  cat > "$storage.new" <<STORAGE
+# Written by microk8s-platform (scripts/microk8s/enable-addons.sh).
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: platform-data
+provisioner: kubernetes.io/no-provisioner
+reclaimPolicy: Retain
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: platform-data-prometheus
+  labels:
+    microk8s-platform/data: prometheus
+spec:
+  capacity:
+    storage: $prom_storage
+  accessModes: ["ReadWriteOnce"]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: platform-data
+  hostPath:
+    path: $data_mount/prometheus
+    type: Directory
+STORAGE
+  mv "$storage.new" "$storage"
+  if ! cmp -s "$storage" "$storage.applied"; then
+    log "declaring the data disk's StorageClass platform-data and Prometheus's volume on $data_mount"
+    bounded 120 "the API server to take the platform-data class and volume" microk8s kubectl apply -f "$storage"
+    cp "$storage" "$storage.applied"
+  fi
+fi
 if [ "$observability" = true ]; then
-  values_dir="$snap_common/platform"
   values="$values_dir/kube-prometheus-stack-values.yaml"
   mkdir -p "$values_dir"
   cat > "$values.new" <<VALUES
@@ -138,10 +196,18 @@ alertmanager:
 prometheus:
   prometheusSpec:
     retention: $prom_retention
+    retentionSize: $prom_retention_size
+    securityContext:
+      runAsNonRoot: true
+      runAsUser: $prom_uid
+      runAsGroup: $prom_gid
+      fsGroup: $prom_gid
+      seccompProfile:
+        type: RuntimeDefault
     storageSpec:
       volumeClaimTemplate:
         spec:
-          storageClassName: microk8s-hostpath
+          storageClassName: $prom_class$prom_selector
           accessModes: ["ReadWriteOnce"]
           resources:
             requests:

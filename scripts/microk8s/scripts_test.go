@@ -51,8 +51,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // host is a fake machine: the stand-ins first on PATH, and a SNAP_DATA with
@@ -448,6 +451,52 @@ func TestObservabilityValues(t *testing.T) {
 	n = len(h.mutations())
 	h.mustRun("enable-addons.sh", "OBSERVABILITY=false", "PROMETHEUS_STORAGE=40Gi")
 	equal(t, "observability off", h.since(n), nil)
+}
+
+// On a data disk: the class and Prometheus's static volume are declared
+// once (a second run applies nothing), the volume is a hostPath of type
+// Directory under the mount, and Prometheus's claim selects it, runs as the
+// directory's owner and is capped below its size.
+func TestPrometheusOnTheDataDisk(t *testing.T) {
+	h := newHost(t)
+	env := []string{"DATA_MOUNT=/var/lib/platform-data", "PROMETHEUS_STORAGE=10Gi", "PROMETHEUS_RETENTION_SIZE=8GB", "PROMETHEUS_UID=1000", "PROMETHEUS_GID=2000"}
+	h.mustRun("enable-addons.sh", env...)
+	if !slices.Contains(h.mutations(), "microk8s kubectl apply platform-data.yaml") {
+		t.Fatalf("the data disk's volume was not applied: %v", h.mutations())
+	}
+	b, err := os.ReadFile(filepath.Join(h.state, "applied-platform-data.yaml"))
+	must(t, err)
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	kinds := map[string]map[string]any{}
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		kinds[doc["kind"].(string)] = doc
+	}
+	sc, pv := kinds["StorageClass"], kinds["PersistentVolume"]
+	if sc == nil || sc["provisioner"] != "kubernetes.io/no-provisioner" || sc["reclaimPolicy"] != "Retain" {
+		t.Errorf("StorageClass: %v", sc)
+	}
+	spec, _ := pv["spec"].(map[string]any)
+	hp, _ := spec["hostPath"].(map[string]any)
+	if hp["path"] != "/var/lib/platform-data/prometheus" || hp["type"] != "Directory" || spec["persistentVolumeReclaimPolicy"] != "Retain" || spec["storageClassName"] != "platform-data" {
+		t.Errorf("PersistentVolume: %v", pv)
+	}
+	values, err := os.ReadFile(filepath.Join(h.common, "platform/kube-prometheus-stack-values.yaml"))
+	must(t, err)
+	for _, want := range []string{
+		"          storageClassName: platform-data\n          selector:\n            matchLabels:\n              microk8s-platform/data: prometheus\n",
+		"    retentionSize: 8GB\n", "      runAsUser: 1000\n      runAsGroup: 2000\n      fsGroup: 2000\n",
+	} {
+		if !strings.Contains(string(values), want) {
+			t.Errorf("values lack %q:\n%s", want, values)
+		}
+	}
+	n := len(h.mutations())
+	h.mustRun("enable-addons.sh", env...)
+	equal(t, "second run", h.since(n), nil)
 }
 
 // Every wait is bounded and says what it waited for.

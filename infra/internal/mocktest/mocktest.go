@@ -31,6 +31,7 @@ const (
 	GCPPublicIP  = "198.51.100.20"
 	GCPPrivateIP = "10.0.1.2"
 	AMIID        = "ami-0123456789abcdef0"
+	DataVolumeID = "vol-0123456789abcdef0"
 	Project      = repo.Project
 	Account      = "123456789012"
 )
@@ -49,6 +50,8 @@ type Resource struct {
 	IgnoreChanges   []string
 	Provider        string
 	Protect         bool
+	// The resource options that decide what a replacement and a destroy do.
+	DeleteBeforeReplace, RetainOnDelete bool
 }
 
 // Call is one function invocation.
@@ -89,6 +92,8 @@ type Mocks struct {
 	// Offered answers getInstanceTypeOfferings: instance type -> zone
 	// names offering it; a type not in the map is offered in every zone.
 	Offered map[string][]string
+	// Snapshots are the EBS snapshot ids that exist.
+	Snapshots []string
 }
 
 // NewResource answers a resource registration.
@@ -98,6 +103,8 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.Parent, r.Dependencies = rpc.GetParent(), rpc.GetDependencies()
 		r.SecretOutputs, r.IgnoreChanges = rpc.GetAdditionalSecretOutputs(), rpc.GetIgnoreChanges()
 		r.Protect = rpc.GetProtect()
+		r.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		r.RetainOnDelete = rpc.GetRetainOnDelete()
 		r.PropertyDeps = map[string][]string{}
 		for k, v := range rpc.GetPropertyDependencies() {
 			r.PropertyDeps[k] = v.GetUrns()
@@ -112,6 +119,8 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		out["privateIp"] = str(AWSPrivateIP)
 		out["publicIp"] = str("")
 		id = "i-0abc"
+	case "aws:ebs/volume:Volume":
+		id = DataVolumeID
 	case "aws:ec2/eip:Eip":
 		out["publicIp"] = str(AWSPublicIP)
 		id = "eipalloc-0abc"
@@ -263,6 +272,16 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}), nil
 	case "aws:index/getRegion:getRegion":
 		return resource.NewPropertyMapFromMap(map[string]any{"id": "us-east-1", "name": "us-east-1", "description": "US East (N. Virginia)"}), nil
+	case "aws:ebs/getSnapshot:getSnapshot":
+		// Only the snapshots the test says exist (Mocks.Snapshots), as
+		// DescribeSnapshots answers for an id it does not know.
+		for _, want := range args.Args["snapshotIds"].ArrayValue() {
+			if !slices.Contains(m.Snapshots, want.StringValue()) {
+				return nil, fmt.Errorf("InvalidSnapshot.NotFound: The snapshot '%s' does not exist.", want.StringValue())
+			}
+			return resource.NewPropertyMapFromMap(map[string]any{"id": want.StringValue(), "snapshotId": want.StringValue(), "volumeSize": 20, "state": "completed"}), nil
+		}
+		return nil, fmt.Errorf("getSnapshot without snapshotIds")
 	case "aws:ec2/getAmi:getAmi":
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"id": AMIID, "imageId": AMIID, "architecture": "x86_64",

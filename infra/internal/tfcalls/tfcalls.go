@@ -56,6 +56,8 @@ var Types = map[string]string{
 	"aws:ec2/keyPair:KeyPair":                                   "aws_key_pair",
 	"aws:ec2/instance:Instance":                                 "aws_instance",
 	"aws:ec2/eip:Eip":                                           "aws_eip",
+	"aws:ebs/volume:Volume":                                     "aws_ebs_volume",
+	"aws:ec2/volumeAttachment:VolumeAttachment":                 "aws_volume_attachment",
 	"aws:budgets/budget:Budget":                                 "aws_budgets_budget",
 }
 
@@ -65,6 +67,7 @@ var DataSources = map[string]string{
 	"aws:index/getAvailabilityZones:getAvailabilityZones":       "aws_availability_zones",
 	"aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": "aws_ec2_instance_type_offerings",
 	"aws:ec2/getAmi:getAmi":                                     "aws_ami",
+	"aws:ebs/getSnapshot:getSnapshot":                           "aws_ebs_snapshot",
 	"aws:index/getCallerIdentity:getCallerIdentity":             "aws_caller_identity",
 	"aws:index/getRegion:getRegion":                             "aws_region",
 }

@@ -1,0 +1,180 @@
+package infra
+
+// The data disk on AWS under mocks: where it is, what a replaced VM keeps,
+// what destroy does, and the restore key. The upstream facts are named in
+// infra/vm/datadisk.go; the disk itself is tested on loop devices in
+// scripts/microk8s/datadisk_test.go.
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"microk8s-platform/infra/app"
+	"microk8s-platform/infra/cluster"
+	mt "microk8s-platform/infra/internal/mocktest"
+	"microk8s-platform/infra/vm"
+)
+
+// runWith runs the program with mock options; it returns the program's error.
+func runWith(t *testing.T, stack string, c mt.Config, opts ...func(*mt.Mocks)) (*mt.Mocks, error) {
+	t.Helper()
+	return mt.Run(t, stack, c, func(ctx *pulumi.Context) error {
+		cfg, err := Load(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = Platform(ctx, cfg)
+		return err
+	}, opts...)
+}
+
+// The volume sits in the subnet's zone (a volume attaches only in its own
+// Availability Zone), encrypted gp3 of dataVolumeGiB; the attachment ties
+// it to the instance without ever detaching it (skip_destroy); the
+// instance goes first when replaced, and carries the volume's id in its
+// user data so that a new volume (a restore) means a new VM.
+func TestDataVolumeOutlivesTheVM(t *testing.T) {
+	m, _ := run(t, "dev", userKeys(mt.StackFile(t, "dev")))
+	vol := m.One(t, "aws:ebs/volume:Volume", "vm-data")
+	subnet := m.ByType("aws:ec2/subnet:Subnet")[0]
+	if az := mt.Str(vol.Inputs, "availabilityZone"); az == "" || az != mt.Str(subnet.Inputs, "availabilityZone") {
+		t.Errorf("volume in %q, subnet in %q", az, mt.Str(subnet.Inputs, "availabilityZone"))
+	}
+	for path, want := range map[string]string{"type": "gp3", "encrypted": "true", "size": "20"} {
+		if got := mt.Str(vol.Inputs, path); got != want {
+			t.Errorf("volume %s = %q, want %q", path, got, want)
+		}
+	}
+	if got := mt.StringMap(vol.Inputs, "tags")[vm.DataTag]; got != "microk8s-platform-dev-data" {
+		t.Errorf("volume tag %s = %q", vm.DataTag, got)
+	}
+	att := m.One(t, "aws:ec2/volumeAttachment:VolumeAttachment", "vm-data")
+	if mt.Str(att.Inputs, "volumeId") != mt.DataVolumeID || mt.Str(att.Inputs, "instanceId") != "i-0abc" || mt.Str(att.Inputs, "skipDestroy") != "true" {
+		t.Errorf("attachment %v", att.Inputs)
+	}
+	if mt.Get(att.Inputs, "forceDetach").HasValue() || mt.Get(att.Inputs, "stopInstanceBeforeDetaching").HasValue() {
+		t.Error("the attachment force-detaches or stops the instance (a one-time spot instance cannot be stopped)")
+	}
+	inst := m.One(t, "aws:ec2/instance:Instance", "vm")
+	if !inst.DeleteBeforeReplace {
+		t.Error("a replaced instance is not deleted first: the new one could not attach the volume")
+	}
+	if ud := mt.Str(inst.Inputs, "userData"); !strings.Contains(ud, mt.DataVolumeID) || mt.Str(inst.Inputs, "userDataReplaceOnChange") != "true" {
+		t.Errorf("user data %q does not replace the VM with the volume", ud)
+	}
+	// volumeTags would fight the data volume's tags (pulumi-aws v6.83.4
+	// ec2/instance.go, volumeTags): the root disk is tagged in its block.
+	if inst.Inputs.HasValue("volumeTags") {
+		t.Error("the instance sets volumeTags")
+	}
+	if mt.StringMap(inst.Inputs, "rootBlockDevice.tags")["Name"] != "microk8s-platform-dev-vm-root" {
+		t.Errorf("root disk tags %v", mt.StringMap(inst.Inputs, "rootBlockDevice.tags"))
+	}
+	// The SSH steps wait for the attachment; the mount step finds the
+	// volume by its NVMe id.
+	wait := m.One(t, "command:remote:Command", "microk8s-wait")
+	if !slices.Contains(wait.Dependencies, att.URN) {
+		t.Error("the remote steps do not wait for the attachment")
+	}
+	data := m.One(t, "command:remote:Command", "microk8s-data")
+	if c := mt.Str(data.Inputs, "create"); !strings.Contains(c, "DEVICE='"+vm.DataDeviceAWS(mt.DataVolumeID)+"'") {
+		t.Errorf("data step: %s", c)
+	}
+	if vol.Protect || vol.RetainOnDelete {
+		t.Error("dev's data volume is protected or retained: destroy should delete it")
+	}
+}
+
+// prod keeps its data: the volume is protected (destroy refuses) and
+// retained (deleted from the stack, kept in the account).
+func TestProdDataVolumeIsProtectedAndRetained(t *testing.T) {
+	m, _ := run(t, "prod", userKeys(mt.StackFile(t, "prod")))
+	vol := m.One(t, "aws:ebs/volume:Volume", "vm-data")
+	if !vol.Protect || !vol.RetainOnDelete {
+		t.Errorf("prod's data volume: protect %v, retainOnDelete %v", vol.Protect, vol.RetainOnDelete)
+	}
+}
+
+// dataSnapshotId is checked to exist before anything is declared, and then
+// reaches the volume.
+func TestRestoreFromASnapshotIsOneKey(t *testing.T) {
+	const snap = "snap-0123456789abcdef0"
+	c := userKeys(mt.StackFile(t, "dev")).Set(map[string]string{"dataSnapshotId": snap})
+	m, err := runWith(t, "dev", c, func(m *mt.Mocks) { m.Snapshots = []string{snap} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mt.Str(m.One(t, "aws:ebs/volume:Volume", "vm-data").Inputs, "snapshotId"); got != snap {
+		t.Errorf("volume snapshotId = %q", got)
+	}
+	m, err = runWith(t, "dev", c)
+	if err == nil || !strings.Contains(err.Error(), "dataSnapshotId "+snap+": no such snapshot") {
+		t.Fatalf("a missing snapshot: %v", err)
+	}
+	if len(m.ByType("aws:ebs/volume:Volume")) != 0 || len(m.ByType("aws:ec2/instance:Instance")) != 0 {
+		t.Error("a volume or an instance was declared before the snapshot was found missing")
+	}
+}
+
+func TestDataDiskConfigIsValidated(t *testing.T) {
+	for kv, want := range map[[2]string]string{
+		{"dataVolumeGiB", "10"}:        "dataVolumeGiB: 10 want 16 to 16384",
+		{"dataSnapshotId", "vol-0123"}: "want an EBS snapshot id",
+		{"instanceType", "t2.large"}:   "is a Xen type",
+	} {
+		c := userKeys(mt.StackFile(t, "dev")).Set(map[string]string{kv[0]: kv[1]})
+		_, err := runWith(t, "dev", c)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s=%s: %v, want %q", kv[0], kv[1], err, want)
+		}
+	}
+}
+
+// On a VM with a data disk, PostgreSQL's data lives in a static volume at a
+// fixed directory on it, pre-bound to the StatefulSet's claim: a new
+// cluster on the same disk finds the same directory (the hostpath
+// provisioner would name a new one after a new PersistentVolume). hostPath
+// type Directory: without the disk mounted the pod fails rather than write
+// to the root disk. Elsewhere, the cluster's own classes.
+func TestPostgresDataIsAStaticVolumeOnTheDataDisk(t *testing.T) {
+	m, _ := run(t, "dev", userKeys(mt.StackFile(t, "dev")))
+	pv := m.One(t, "kubernetes:core/v1:PersistentVolume", "comments-db-data")
+	for path, want := range map[string]string{
+		"metadata.name":                      app.DataVolume,
+		"spec.hostPath.path":                 cluster.DataMount + "/postgres",
+		"spec.hostPath.type":                 "Directory",
+		"spec.storageClassName":              app.DataClass,
+		"spec.persistentVolumeReclaimPolicy": "Retain",
+		"spec.claimRef.namespace":            app.Namespace,
+		"spec.claimRef.name":                 "data-postgres-0",
+		"spec.capacity.storage":              "5Gi",
+	} {
+		if got := mt.Str(pv.Inputs, path); got != want {
+			t.Errorf("PersistentVolume %s = %q, want %q", path, got, want)
+		}
+	}
+	sts := m.One(t, "kubernetes:apps/v1:StatefulSet", "comments-postgres")
+	tmpl := mt.Get(sts.Inputs, "spec.volumeClaimTemplates").ArrayValue()
+	if len(tmpl) != 1 || mt.Str(tmpl[0].ObjectValue(), "spec.storageClassName") != app.DataClass || mt.Str(tmpl[0].ObjectValue(), "metadata.name") != "data" {
+		t.Errorf("claim template %v", tmpl)
+	}
+	if got := "data-" + mt.Str(sts.Inputs, "metadata.name") + "-0"; got != app.DataClaim {
+		t.Errorf("the StatefulSet's claim is %s, the volume is bound to %s", got, app.DataClaim)
+	}
+	if !slices.Contains(sts.Dependencies, pv.URN) {
+		t.Error("the StatefulSet does not wait for its volume")
+	}
+	if pv.Protect {
+		t.Error("dev's volume is protected")
+	}
+	mp, _ := run(t, "prod", userKeys(mt.StackFile(t, "prod")))
+	if !mp.One(t, "kubernetes:core/v1:PersistentVolume", "comments-db-data").Protect {
+		t.Error("prod's database volume is not protected")
+	}
+	if len(mp.ByType("kubernetes:storage.k8s.io/v1:StorageClass")) != 0 {
+		t.Error("prod on a data disk still declares the hostpath Retain class")
+	}
+}
