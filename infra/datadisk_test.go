@@ -178,3 +178,62 @@ func TestPostgresDataIsAStaticVolumeOnTheDataDisk(t *testing.T) {
 		t.Error("prod on a data disk still declares the hostpath Retain class")
 	}
 }
+
+func gcpStack(t *testing.T, stack string, extra map[string]string) mt.Config {
+	kv := map[string]string{"target": "gcp", "aws:region": "", "gcp:project": "acme-platform", "gcp:region": "europe-west1"}
+	for k, v := range extra {
+		kv[k] = v
+	}
+	return userKeys(mt.StackFile(t, stack)).Set(kv)
+}
+
+// GCP: a pd-balanced disk in the VM's zone, attached inline under a fixed
+// device name (no autoDelete: pulumi-gcp v9.6.0 InstanceAttachedDisk has
+// none), the VM replaced delete-before-replace when its disk changes, the
+// mount step finding it at /dev/disk/by-id/google-<device name>; prod's
+// protected and retained; a restore checked first and made under another
+// name, so the new disk exists before the old VM goes.
+func TestGCPDataDiskOutlivesTheVM(t *testing.T) {
+	m, _ := run(t, "dev", gcpStack(t, "dev", nil))
+	disk := m.One(t, "gcp:compute/disk:Disk", "vm-data")
+	inst := m.One(t, "gcp:compute/instance:Instance", "vm")
+	if mt.Str(disk.Inputs, "zone") == "" || mt.Str(disk.Inputs, "zone") != mt.Str(inst.Inputs, "zone") || mt.Str(disk.Inputs, "type") != "pd-balanced" || mt.Str(disk.Inputs, "size") != "20" {
+		t.Errorf("disk %v", disk.Inputs)
+	}
+	att := mt.Get(inst.Inputs, "attachedDisks").ArrayValue()
+	if len(att) != 1 || mt.Str(att[0].ObjectValue(), "deviceName") != vm.GCPDataDeviceName || !strings.HasSuffix(mt.Str(att[0].ObjectValue(), "source"), "/disks/microk8s-platform-dev-data") {
+		t.Fatalf("attachedDisks %v", att)
+	}
+	if att[0].ObjectValue().HasValue("autoDelete") {
+		t.Error("the attached disk sets autoDelete")
+	}
+	if !inst.DeleteBeforeReplace {
+		t.Error("a replaced GCE instance is not deleted first")
+	}
+	data := m.One(t, "command:remote:Command", "microk8s-data")
+	if c := mt.Str(data.Inputs, "create"); !strings.Contains(c, "DEVICE='"+vm.GCPDataDevice+"'") || !slices.Contains(mt.Strings(data.Inputs, "triggers"), mt.GCPDataDiskID) {
+		t.Errorf("data step: %s %v", c, mt.Strings(data.Inputs, "triggers"))
+	}
+	m.One(t, "kubernetes:core/v1:PersistentVolume", "comments-db-data")
+	if disk.Protect || disk.RetainOnDelete {
+		t.Error("dev's disk is protected or retained")
+	}
+
+	mp, _ := run(t, "prod", gcpStack(t, "prod", nil))
+	if d := mp.One(t, "gcp:compute/disk:Disk", "vm-data"); !d.Protect || !d.RetainOnDelete {
+		t.Error("prod's disk is not protected and retained")
+	}
+
+	const snap = "platform-data-20261201"
+	mr, err := runWith(t, "dev", gcpStack(t, "dev", map[string]string{"dataSnapshotId": snap}), func(m *mt.Mocks) { m.Snapshots = []string{snap} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := mr.One(t, "gcp:compute/disk:Disk", "vm-data")
+	if mt.Str(rd.Inputs, "snapshot") != snap || mt.Str(rd.Inputs, "name") == mt.Str(disk.Inputs, "name") {
+		t.Errorf("restored disk %v", rd.Inputs)
+	}
+	if _, err := runWith(t, "dev", gcpStack(t, "dev", map[string]string{"dataSnapshotId": snap})); err == nil || !strings.Contains(err.Error(), "no such snapshot") {
+		t.Errorf("a missing snapshot: %v", err)
+	}
+}

@@ -93,14 +93,17 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 			SubnetworkID: net.SubnetworkID, VMTag: net.VMTag,
 			MachineType: cfg.MachineType, Spot: cfg.Preemptible, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
 			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
+			DataVolumeGiB: cfg.DataVolumeGiB, DataSnapshotID: cfg.DataSnapshotID, RetainData: cfg.RetainsData(),
 		})
 		if err != nil {
 			return nil, err
 		}
 		host = machine.Host
-		out.MonthlyCostUSD, _ = vm.MonthlyCost("gcp", cfg.MachineType, cfg.Preemptible, cfg.RootVolumeGiB)
+		ctx.Export("dataDisk", machine.DataDisk)
+		disks := cfg.RootVolumeGiB + cfg.DataVolumeGiB // both pd-balanced
+		out.MonthlyCostUSD, _ = vm.MonthlyCost("gcp", cfg.MachineType, cfg.Preemptible, disks)
 		ctx.Export("networkTag", pulumi.String(net.VMTag))
-		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("gcp", cfg.MachineType, cfg.Preemptible, cfg.RootVolumeGiB)))
+		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("gcp", cfg.MachineType, cfg.Preemptible, disks)))
 	case TargetSSH:
 		host = vm.Existing(cfg.SSHHost, cfg.SSHPrivateIP, cfg.SSHUser, cfg.SSHPort, cfg.SSHPrivateKey)
 	}

@@ -198,9 +198,10 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		for _, dd := range args.DataDirs {
 			dirs = append(dirs, fmt.Sprintf("%s:%d:%d", dd.Name, dd.UID, dd.GID))
 		}
-		// DEVICE names the disk by its id: a new disk re-runs the step.
+		// DISK_ID, the cloud's id of the disk (on GCE the device path is
+		// the same for every disk): a new disk re-runs the step.
 		env["data"] = map[string]pulumi.StringInput{
-			"DEVICE": d.Device, "MOUNT_POINT": pulumi.String(DataMount), "DIRS": pulumi.String(strings.Join(dirs, " ")),
+			"DEVICE": d.Device, "DISK_ID": d.ID, "MOUNT_POINT": pulumi.String(DataMount), "DIRS": pulumi.String(strings.Join(dirs, " ")),
 		}
 		env["addons"]["DATA_MOUNT"] = pulumi.String(DataMount)
 	}

@@ -1,10 +1,13 @@
 package vm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ebs"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-gcp/sdk/v9/go/gcp/compute"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"microk8s-platform/infra/tags"
@@ -86,4 +89,47 @@ func attachAWSDataVolume(ctx *pulumi.Context, name string, inst *ec2.Instance, d
 		VolumeId:    d.volume.ID(),
 		SkipDestroy: pulumi.Bool(true),
 	}, p)
+}
+
+// On GCP: a pd-balanced disk in the VM's zone, attached inline with a fixed
+// device name, so the guest sees it at /dev/disk/by-id/google-<name>
+// (GCE's guest environment udev rules: "google-" and the device name). A
+// restore makes a disk under another name (the snapshot's hash in it), so
+// the new disk exists before the VM is replaced and the old one is deleted
+// only after.
+
+// GCPDataDeviceName is the data disk's device name on the instance.
+const GCPDataDeviceName = "platform-data"
+
+// GCPDataDevice is where the guest finds it.
+const GCPDataDevice = "/dev/disk/by-id/google-" + GCPDataDeviceName
+
+func newGCPDataDisk(ctx *pulumi.Context, name string, args GCPArgs, p pulumi.ResourceOrInvokeOption) (*compute.Disk, error) {
+	o := args.Owner
+	da := &compute.DiskArgs{
+		Name:    pulumi.String(o.Prefix("data")),
+		Project: pulumi.String(args.Project),
+		Zone:    pulumi.String(args.Zone),
+		Size:    pulumi.Int(args.DataVolumeGiB),
+		Type:    pulumi.String("pd-balanced"),
+		Labels:  tags.Merge(o.GCP(), map[string]string{DataTag: o.Prefix("data")}),
+	}
+	if args.DataSnapshotID != "" {
+		snap := args.DataSnapshotID
+		got, err := compute.LookupSnapshot(ctx, &compute.LookupSnapshotArgs{Name: &snap, Project: &args.Project}, p)
+		if err != nil {
+			return nil, fmt.Errorf("vm: dataSnapshotId %s: no such snapshot in project %s (gcloud compute snapshots describe %s): %w", snap, args.Project, snap, err)
+		}
+		if got.DiskSizeGb > args.DataVolumeGiB {
+			return nil, fmt.Errorf("vm: dataSnapshotId %s is of a %d GiB disk; dataVolumeGiB (%d) must be at least that", snap, got.DiskSizeGb, args.DataVolumeGiB)
+		}
+		sum := sha256.Sum256([]byte(snap))
+		da.Name = pulumi.String(o.Prefix("data-" + hex.EncodeToString(sum[:4])))
+		da.Snapshot = pulumi.String(snap)
+	}
+	opts := []pulumi.ResourceOption{p}
+	if args.RetainData {
+		opts = append(opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
+	}
+	return compute.NewDisk(ctx, name+"-data", da, opts...)
 }

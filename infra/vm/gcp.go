@@ -100,13 +100,20 @@ type GCPArgs struct {
 	SSHPort       int
 	SSHPublicKey  string
 	SSHPrivateKey pulumi.StringOutput
+	// The data disk (datadisk.go), as on AWS: its size, a snapshot to
+	// restore it from, and whether destroy keeps it.
+	DataVolumeGiB  int
+	DataSnapshotID string
+	RetainData     bool
 }
 
 // GCP is the instance and its static external address.
 type GCP struct {
 	pulumi.ResourceState
 	InstanceID pulumi.IDOutput
-	Host       Host
+	// DataDisk is the data disk's name.
+	DataDisk pulumi.StringOutput
+	Host     Host
 }
 
 // NewGCP declares the VM.
@@ -147,6 +154,10 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 			InstanceTerminationAction: pulumi.String("STOP"), // keep the disk
 		}
 	}
+	disk, err := newGCPDataDisk(ctx, name, args, p)
+	if err != nil {
+		return nil, err
+	}
 	inst, err := compute.NewInstance(ctx, name, &compute.InstanceArgs{
 		Name:        pulumi.String(o.Prefix("vm")),
 		Project:     pulumi.String(args.Project),
@@ -177,16 +188,29 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 			EnableVtpm:                pulumi.Bool(true),
 			EnableIntegrityMonitoring: pulumi.Bool(true),
 		},
+		// The data disk, inline: an attachedDisks entry has no autoDelete
+		// (pulumi-gcp v9.6.0 InstanceAttachedDisk: deviceName, mode,
+		// source, keys), so GCE's default for an attached disk holds and
+		// deleting the VM keeps it.
+		AttachedDisks: compute.InstanceAttachedDiskArray{&compute.InstanceAttachedDiskArgs{
+			Source:     disk.SelfLink,
+			DeviceName: pulumi.String(GCPDataDeviceName),
+			Mode:       pulumi.String("READ_WRITE"),
+		}},
 		Scheduling:             sched,
 		Tags:                   pulumi.StringArray{pulumi.String(args.VMTag), pulumi.String(network.AutomationTag)},
 		Labels:                 o.GCP(),
 		AllowStoppingForUpdate: pulumi.Bool(true),
-	}, p, pulumi.IgnoreChanges([]string{"bootDisk.initializeParams.image"}))
+	}, p, pulumi.IgnoreChanges([]string{"bootDisk.initializeParams.image"}),
+		// A new data disk (a restore) means a new VM, never a disk swapped
+		// under a running cluster; the old VM goes first (its name is
+		// fixed, and it holds the disk).
+		pulumi.ReplaceOnChanges([]string{"attachedDisks"}), pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}
 	private := inst.NetworkInterfaces.Index(pulumi.Int(0)).NetworkIp().Elem()
-	v.InstanceID = inst.ID()
+	v.InstanceID, v.DataDisk = inst.ID(), disk.Name
 	v.Host = Host{
 		PublicIP:   addr.Address,
 		PrivateIP:  private,
@@ -197,6 +221,12 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 		// instanceId is the server-assigned number; the resource id
 		// (projects/.../instances/<name>) stays the same for a new VM.
 		MachineID: inst.InstanceId,
+		DataDisk: &DataDisk{
+			Device: pulumi.String(GCPDataDevice).ToStringOutput(),
+			// The server-assigned number: a disk re-created under the
+			// same name is another disk.
+			ID: disk.DiskId,
+		},
 	}
-	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{"instanceId": inst.ID(), "publicIp": addr.Address, "privateIp": private})
+	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{"instanceId": inst.ID(), "publicIp": addr.Address, "privateIp": private, "dataDisk": disk.Name})
 }

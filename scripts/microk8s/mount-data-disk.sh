@@ -21,7 +21,8 @@
 #      unit names from canonical/microk8s 1.35 snap/snapcraft.yaml apps).
 # Idempotent: a second run changes nothing.
 #
-# env: DEVICE, MOUNT_POINT (default /var/lib/platform-data), DIRS,
+# env: DEVICE, DISK_ID (the cloud's id of the disk, for the log),
+#      MOUNT_POINT (default /var/lib/platform-data), DIRS,
 #      DEVICE_TIMEOUT (default 300), FSTAB (default /etc/fstab),
 #      SYSTEMD_DIR (default /etc/systemd/system)
 set -euo pipefail
@@ -45,6 +46,7 @@ until [ -b "$DEVICE" ]; do
   waited=$((waited + 2))
 done
 dev=$(readlink -f "$DEVICE")
+log "data disk ${DISK_ID:-} at $DEVICE ($dev)"
 
 # 2. Format only a blank disk.
 rc=0
@@ -94,7 +96,9 @@ fi
 # 4. The data directories, owned by the images' users.
 for spec in $dirs; do
   IFS=: read -r name uid gid <<<"$spec"
-  [ -n "$name" ] && [ -n "$uid" ] && [ -n "$gid" ] || die "DIRS entry '$spec' is not name:uid:gid"
+  if [ -z "$name" ] || [ -z "$uid" ] || [ -z "$gid" ]; then
+    die "DIRS entry '$spec' is not name:uid:gid"
+  fi
   d="$mnt/$name"
   if [ ! -d "$d" ]; then
     log "creating $d for $uid:$gid"

@@ -26,14 +26,15 @@ import (
 
 // Fixed answers of the mocked clouds.
 const (
-	AWSPublicIP  = "203.0.113.10"
-	AWSPrivateIP = "10.0.1.10"
-	GCPPublicIP  = "198.51.100.20"
-	GCPPrivateIP = "10.0.1.2"
-	AMIID        = "ami-0123456789abcdef0"
-	DataVolumeID = "vol-0123456789abcdef0"
-	Project      = repo.Project
-	Account      = "123456789012"
+	AWSPublicIP   = "203.0.113.10"
+	AWSPrivateIP  = "10.0.1.10"
+	GCPPublicIP   = "198.51.100.20"
+	GCPPrivateIP  = "10.0.1.2"
+	AMIID         = "ami-0123456789abcdef0"
+	DataVolumeID  = "vol-0123456789abcdef0"
+	GCPDataDiskID = "4242424242"
+	Project       = repo.Project
+	Account       = "123456789012"
 )
 
 // Resource is one registered resource.
@@ -134,6 +135,9 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		if _, ok := out["keyName"]; !ok {
 			out["keyName"] = str(args.Name)
 		}
+	case "gcp:compute/disk:Disk":
+		out["selfLink"] = str("https://www.googleapis.com/compute/v1/projects/p/zones/z/disks/" + args.Inputs["name"].StringValue())
+		out["diskId"] = str(GCPDataDiskID)
 	case "gcp:compute/address:Address":
 		out["address"] = str(GCPPublicIP)
 	case "gcp:compute/instance:Instance":
@@ -275,13 +279,21 @@ func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	case "aws:ebs/getSnapshot:getSnapshot":
 		// Only the snapshots the test says exist (Mocks.Snapshots), as
 		// DescribeSnapshots answers for an id it does not know.
-		for _, want := range args.Args["snapshotIds"].ArrayValue() {
-			if !slices.Contains(m.Snapshots, want.StringValue()) {
-				return nil, fmt.Errorf("InvalidSnapshot.NotFound: The snapshot '%s' does not exist.", want.StringValue())
-			}
-			return resource.NewPropertyMapFromMap(map[string]any{"id": want.StringValue(), "snapshotId": want.StringValue(), "volumeSize": 20, "state": "completed"}), nil
+		ids := args.Args["snapshotIds"].ArrayValue()
+		if len(ids) != 1 {
+			return nil, fmt.Errorf("getSnapshot with %d snapshotIds, want 1", len(ids))
 		}
-		return nil, fmt.Errorf("getSnapshot without snapshotIds")
+		id := ids[0].StringValue()
+		if !slices.Contains(m.Snapshots, id) {
+			return nil, fmt.Errorf("InvalidSnapshot.NotFound: The snapshot '%s' does not exist", id)
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"id": id, "snapshotId": id, "volumeSize": 20, "state": "completed"}), nil
+	case "gcp:compute/getSnapshot:getSnapshot":
+		name := str(args.Args, "name")
+		if !slices.Contains(m.Snapshots, name) {
+			return nil, fmt.Errorf("googleapi: Error 404: The resource 'projects/p/global/snapshots/%s' was not found", name)
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"id": name, "name": name, "diskSizeGb": 20}), nil
 	case "aws:ec2/getAmi:getAmi":
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"id": AMIID, "imageId": AMIID, "architecture": "x86_64",
