@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -98,6 +99,9 @@ func credentialsDigest(salt string, inputs ...pulumi.StringOutput) pulumi.String
 		return "pbkdf2-sha256:" + hex.EncodeToString(key), nil
 	}).(pulumi.StringOutput)
 }
+
+// pgPortString is PostgresPort for the probe's command line.
+var pgPortString = strconv.Itoa(PostgresPort)
 
 // dbStorage says where the database's data lives and what destroy does to it.
 type dbStorage struct {
@@ -209,8 +213,12 @@ func database(ctx *pulumi.Context, name string, args Args, secret *corev1.Secret
 	}
 	// pg_isready exits 0 when the server accepts connections, 1 when it
 	// answers but rejects them (starting, recovering, shutting down), 2 when
-	// it does not answer.
-	const accepting = "exec pg_isready -q -h " + pgSocket + " -d postgres"
+	// it does not answer. Readiness asks over TCP on 127.0.0.1: on a first
+	// boot the image initialises the data directory with a temporary
+	// server listening on the socket only (docker-entrypoint.sh
+	// docker_temp_server_start: listen_addresses=''), which the socket
+	// would report ready while the service cannot reach it yet.
+	accepting := "exec pg_isready -q -h 127.0.0.1 -p " + pgPortString + " -d postgres"
 	const answering = "pg_isready -q -h " + pgSocket + " -d postgres; [ $? -le 1 ]"
 
 	secretEnv := func(env, key string) corev1.EnvVarArgs {

@@ -46,8 +46,16 @@ func RemotePath(digest string) string {
 
 // ImportScript is the import step's command: check that the host's
 // architecture is the image's, import the archive into MicroK8s's
-// containerd under LocalName@digest only, confirm the CRI's namespace has
-// it, and remove the archive.
+// containerd under LocalName@digest only, pin it, confirm the CRI's
+// namespace has it, and remove the archive.
+//
+// Pinned: when the disk passes the kubelet's image GC threshold (85 %) it
+// deletes unused images, and a side-loaded image is in no registry: new
+// pods would fail with ErrImageNeverPull, and nothing would import it
+// again, since the step's triggers have not changed. The CRI reports an
+// image carrying the label io.cri-containerd.pinned=pinned as pinned
+// (containerd v2.1.6 internal/cri/store/image/image.go), and the kubelet's
+// image GC skips pinned images.
 //
 // `microk8s ctr` runs containerd's ctr with --namespace k8s.io (MicroK8s
 // 1.32 and 1.35 microk8s-resources/default-args/ctr), the namespace the CRI
@@ -67,11 +75,17 @@ if [ "$have" != %[1]s ]; then
   exit 1
 fi
 sudo -n microk8s ctr image import --base-name %[2]s --digests %[3]s
+sudo -n microk8s ctr image label %[4]s %[5]s >/dev/null
 sudo -n microk8s ctr image ls -q | grep -qxF %[4]s || { echo "containerd has no image %[4]s after the import" >&2; exit 1; }
 rm -f %[3]s
 echo imported %[4]s
-`, shellQuote(b.Arch), shellQuote(LocalName), shellQuote(remotePath), shellQuote(ref))
+`, shellQuote(b.Arch), shellQuote(LocalName), shellQuote(remotePath), shellQuote(ref), PinnedLabel)
 }
+
+// PinnedLabel is the CRI's pin (containerd v2.1.6
+// internal/cri/store/image/image.go: key io.cri-containerd.pinned, value
+// pinned).
+const PinnedLabel = "io.cri-containerd.pinned=pinned"
 
 // RemoveScript deletes the image from containerd when the stack no longer
 // runs it (a newer digest rolled out, or destroy). A failure is not fatal:
