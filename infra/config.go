@@ -55,9 +55,10 @@ type Config struct {
 	RootVolumeGiB int    // rootVolumeGiB, default 30, at least 20: the OS, images and MicroK8s
 	// The data disk (aws, gcp; infra/vm datadisk.go): PostgreSQL's and
 	// Prometheus's volumes, kept when the VM is replaced.
-	DataVolumeGiB  int    // dataVolumeGiB, default 20: at least dbStorageGiB plus prometheusStorageGiB plus 1
-	DataSnapshotID string // dataSnapshotId: restore the data disk from this snapshot (AWS snap-..., GCP snapshot name); default none
-	UbuntuRelease  string // ubuntuRelease: 22.04 or 24.04, default 24.04
+	DataVolumeGiB         int    // dataVolumeGiB, default 20: at least dbStorageGiB plus prometheusStorageGiB plus 1
+	DataSnapshotID        string // dataSnapshotId: restore the data disk from this snapshot (AWS snap-..., GCP snapshot name); default none
+	SnapshotRetentionDays int    // snapshotRetentionDays (gcp): how long each daily snapshot of the data disk is kept, default 7
+	UbuntuRelease         string // ubuntuRelease: 22.04 or 24.04, default 24.04
 
 	// SSH (aws, gcp, ssh)
 	SSHUser       string              // sshUser, default ubuntu
@@ -113,25 +114,26 @@ type Config struct {
 // Defaults are the values of unset keys.
 func Defaults() Config {
 	return Config{
-		VpcCidr:              "10.0.0.0/16",
-		SubnetCidr:           "10.0.1.0/24",
-		InstanceType:         "t3.large",
-		GcpRegion:            "us-central1",
-		MachineType:          "e2-standard-2",
-		RootVolumeGiB:        30,
-		DataVolumeGiB:        20,
-		UbuntuRelease:        "24.04",
-		SSHUser:              "ubuntu",
-		SSHPort:              22,
-		MicroK8sChannel:      DefaultChannel,
-		GatewayServiceType:   "LoadBalancer",
-		HostArch:             "amd64",
-		AppReplicas:          1,
-		RateLimitPerMinute:   120,
-		DBStorageGiB:         5,
-		DBReclaimPolicy:      "Delete",
-		PrometheusStorageGiB: 10,
-		BudgetMonthlyUSD:     15,
+		VpcCidr:               "10.0.0.0/16",
+		SubnetCidr:            "10.0.1.0/24",
+		InstanceType:          "t3.large",
+		GcpRegion:             "us-central1",
+		MachineType:           "e2-standard-2",
+		RootVolumeGiB:         30,
+		DataVolumeGiB:         20,
+		SnapshotRetentionDays: 7,
+		UbuntuRelease:         "24.04",
+		SSHUser:               "ubuntu",
+		SSHPort:               22,
+		MicroK8sChannel:       DefaultChannel,
+		GatewayServiceType:    "LoadBalancer",
+		HostArch:              "amd64",
+		AppReplicas:           1,
+		RateLimitPerMinute:    120,
+		DBStorageGiB:          5,
+		DBReclaimPolicy:       "Delete",
+		PrometheusStorageGiB:  10,
+		BudgetMonthlyUSD:      15,
 	}
 }
 
@@ -171,6 +173,7 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	num("rootVolumeGiB", &c.RootVolumeGiB)
 	num("dataVolumeGiB", &c.DataVolumeGiB)
 	str("dataSnapshotId", &c.DataSnapshotID)
+	num("snapshotRetentionDays", &c.SnapshotRetentionDays)
 	str("ubuntuRelease", &c.UbuntuRelease)
 	str("sshUser", &c.SSHUser)
 	num("sshPort", &c.SSHPort)
@@ -333,6 +336,9 @@ func (c Config) Validate() error {
 		if c.DataVolumeGiB < need || c.DataVolumeGiB > 16384 {
 			bad("dataVolumeGiB", c.DataVolumeGiB, "want %d to 16384: the data disk holds dbStorageGiB (%d)%s and 1 GiB of headroom", need, c.DBStorageGiB,
 				map[bool]string{true: fmt.Sprintf(" and prometheusStorageGiB (%d)", c.PrometheusStorageGiB)}[c.Observability])
+		}
+		if c.SnapshotRetentionDays < 1 || c.SnapshotRetentionDays > 365 {
+			bad("snapshotRetentionDays", c.SnapshotRetentionDays, "want 1 to 365 (days each daily snapshot of the data disk is kept)")
 		}
 	} else if c.DataSnapshotID != "" {
 		bad("dataSnapshotId", c.DataSnapshotID, "restores the data disk of target aws or gcp; target %s has none", c.Target)

@@ -123,6 +123,7 @@ func TestDataDiskConfigIsValidated(t *testing.T) {
 	for kv, want := range map[[2]string]string{
 		{"dataVolumeGiB", "10"}:        "dataVolumeGiB: 10 want 16 to 16384",
 		{"dataSnapshotId", "vol-0123"}: "want an EBS snapshot id",
+		{"snapshotRetentionDays", "0"}: "snapshotRetentionDays: 0 want 1 to 365",
 		{"instanceType", "t2.large"}:   "is a Xen type",
 	} {
 		c := userKeys(mt.StackFile(t, "dev")).Set(map[string]string{kv[0]: kv[1]})
@@ -219,9 +220,32 @@ func TestGCPDataDiskOutlivesTheVM(t *testing.T) {
 		t.Error("dev's disk is protected or retained")
 	}
 
+	// A daily snapshot, kept snapshotRetentionDays, attached to the disk;
+	// its snapshots expire even after the disk is deleted.
+	pol := m.One(t, "gcp:compute/resourcePolicy:ResourcePolicy", "vm-snapshots")
+	for path, want := range map[string]string{
+		"snapshotSchedulePolicy.schedule.dailySchedule.daysInCycle":      "1",
+		"snapshotSchedulePolicy.retentionPolicy.maxRetentionDays":        "7",
+		"snapshotSchedulePolicy.retentionPolicy.onSourceDiskDelete":      "APPLY_RETENTION_POLICY",
+		"snapshotSchedulePolicy.snapshotProperties.labels.stack":         "dev",
+		"snapshotSchedulePolicy.snapshotProperties.storageLocations":     "europe-west1",
+		"snapshotSchedulePolicy.snapshotProperties.labels." + vm.DataTag: "microk8s-platform-dev-data",
+	} {
+		if got := mt.Str(pol.Inputs, path); got != want {
+			t.Errorf("snapshot schedule %s = %q, want %q", path, got, want)
+		}
+	}
+	pa := m.One(t, "gcp:compute/diskResourcePolicyAttachment:DiskResourcePolicyAttachment", "vm-snapshots")
+	if mt.Str(pa.Inputs, "disk") != mt.Str(disk.Inputs, "name") || mt.Str(pa.Inputs, "name") != mt.Str(pol.Inputs, "name") {
+		t.Errorf("schedule attachment %v", pa.Inputs)
+	}
+
 	mp, _ := run(t, "prod", gcpStack(t, "prod", nil))
 	if d := mp.One(t, "gcp:compute/disk:Disk", "vm-data"); !d.Protect || !d.RetainOnDelete {
 		t.Error("prod's disk is not protected and retained")
+	}
+	if got := mt.Str(mp.One(t, "gcp:compute/resourcePolicy:ResourcePolicy", "vm-snapshots").Inputs, "snapshotSchedulePolicy.retentionPolicy.maxRetentionDays"); got != "30" {
+		t.Errorf("prod keeps snapshots %s days, want 30", got)
 	}
 
 	const snap = "platform-data-20261201"

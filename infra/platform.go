@@ -94,12 +94,14 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 			MachineType: cfg.MachineType, Spot: cfg.Preemptible, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
 			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
 			DataVolumeGiB: cfg.DataVolumeGiB, DataSnapshotID: cfg.DataSnapshotID, RetainData: cfg.RetainsData(),
+			SnapshotRetentionDays: cfg.SnapshotRetentionDays,
 		})
 		if err != nil {
 			return nil, err
 		}
 		host = machine.Host
 		ctx.Export("dataDisk", machine.DataDisk)
+		ctx.Export("dataSnapshots", pulumi.Sprintf("gcloud compute snapshots list --project %s --filter labels.%s=%s", cfg.GcpProject, vm.DataTag, owner.Prefix("data")))
 		disks := cfg.RootVolumeGiB + cfg.DataVolumeGiB // both pd-balanced
 		out.MonthlyCostUSD, _ = vm.MonthlyCost("gcp", cfg.MachineType, cfg.Preemptible, disks)
 		ctx.Export("networkTag", pulumi.String(net.VMTag))

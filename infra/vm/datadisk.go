@@ -133,3 +133,52 @@ func newGCPDataDisk(ctx *pulumi.Context, name string, args GCPArgs, p pulumi.Res
 	}
 	return compute.NewDisk(ctx, name+"-data", da, opts...)
 }
+
+// gcpSnapshotSchedule takes a snapshot of the disk every day and keeps each
+// for args.SnapshotRetentionDays: a crash-consistent snapshot of the one
+// disk that holds PostgreSQL's data directory and its WAL is a valid
+// backup (PostgreSQL documentation, "File System Level Backup": with a
+// consistent snapshot "the database server will think it had crashed" and
+// replays the WAL). APPLY_RETENTION_POLICY: when the disk is deleted its
+// snapshots still expire. Deleting the schedule itself (destroy) keeps the
+// snapshots it made for good (Compute Engine documentation, "Manage
+// snapshot schedules": "If you delete a snapshot schedule, all
+// auto-generated snapshots associated with the snapshot schedule are kept
+// permanently"); infra/vm/README.md says how to delete them.
+func gcpSnapshotSchedule(ctx *pulumi.Context, name string, args GCPArgs, disk *compute.Disk, p pulumi.ResourceOrInvokeOption) (*compute.ResourcePolicy, error) {
+	o := args.Owner
+	pol, err := compute.NewResourcePolicy(ctx, name+"-snapshots", &compute.ResourcePolicyArgs{
+		Name:    pulumi.String(o.Prefix("snapshots")),
+		Project: pulumi.String(args.Project),
+		Region:  pulumi.String(args.Region),
+		SnapshotSchedulePolicy: &compute.ResourcePolicySnapshotSchedulePolicyArgs{
+			Schedule: &compute.ResourcePolicySnapshotSchedulePolicyScheduleArgs{
+				DailySchedule: &compute.ResourcePolicySnapshotSchedulePolicyScheduleDailyScheduleArgs{
+					DaysInCycle: pulumi.Int(1),
+					StartTime:   pulumi.String(SnapshotStartUTC),
+				},
+			},
+			RetentionPolicy: &compute.ResourcePolicySnapshotSchedulePolicyRetentionPolicyArgs{
+				MaxRetentionDays:   pulumi.Int(args.SnapshotRetentionDays),
+				OnSourceDiskDelete: pulumi.String("APPLY_RETENTION_POLICY"),
+			},
+			SnapshotProperties: &compute.ResourcePolicySnapshotSchedulePolicySnapshotPropertiesArgs{
+				Labels:           tags.Merge(o.GCP(), map[string]string{DataTag: o.Prefix("data")}),
+				StorageLocations: pulumi.String(args.Region),
+			},
+		},
+	}, p)
+	if err != nil {
+		return nil, err
+	}
+	_, err = compute.NewDiskResourcePolicyAttachment(ctx, name+"-snapshots", &compute.DiskResourcePolicyAttachmentArgs{
+		Name:    pol.Name,
+		Disk:    disk.Name,
+		Zone:    pulumi.String(args.Zone),
+		Project: pulumi.String(args.Project),
+	}, p)
+	return pol, err
+}
+
+// SnapshotStartUTC is when the daily snapshot starts (UTC, on the hour).
+const SnapshotStartUTC = "03:00"

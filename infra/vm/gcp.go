@@ -105,6 +105,8 @@ type GCPArgs struct {
 	DataVolumeGiB  int
 	DataSnapshotID string
 	RetainData     bool
+	// SnapshotRetentionDays is how long each daily snapshot is kept.
+	SnapshotRetentionDays int
 }
 
 // GCP is the instance and its static external address.
@@ -156,6 +158,9 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 	}
 	disk, err := newGCPDataDisk(ctx, name, args, p)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := gcpSnapshotSchedule(ctx, name, args, disk, p); err != nil {
 		return nil, err
 	}
 	inst, err := compute.NewInstance(ctx, name, &compute.InstanceArgs{
