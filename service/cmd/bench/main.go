@@ -299,6 +299,19 @@ func (f figures) spread() float64 {
 	return 100 * (f.best() - w) / f.best()
 }
 
+// prepare is what every run needs: wrk, this binary (it serves the peers)
+// and the load scripts, removed by cleanup.
+func prepare() (self, get, post string, cleanup func(), err error) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return "", "", "", nil, errors.New("wrk is not installed: apt-get install wrk (make bench runs scripts/deps.sh bench)")
+	}
+	if self, err = os.Executable(); err != nil {
+		return "", "", "", nil, err
+	}
+	get, post, cleanup, err = writeScripts()
+	return self, get, post, cleanup, err
+}
+
 func writeScripts() (get, post string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "comments-bench-")
 	if err != nil {
@@ -315,14 +328,7 @@ func writeScripts() (get, post string, cleanup func(), err error) {
 }
 
 func run(bin string, dur time.Duration, conns, rounds int, withPG bool) error {
-	if _, err := exec.LookPath("wrk"); err != nil {
-		return errors.New("wrk is not installed: apt-get install wrk (make bench runs scripts/deps.sh bench)")
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	get, post, cleanup, err := writeScripts()
+	self, get, post, cleanup, err := prepare()
 	if err != nil {
 		return err
 	}

@@ -148,11 +148,7 @@ func profileOurs(dir string, dur time.Duration, conns int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	get, post, cleanup, err := writeScripts()
+	self, get, post, cleanup, err := prepare()
 	if err != nil {
 		return err
 	}
