@@ -29,7 +29,10 @@ import (
 // the guest, a one-time spot instance cannot be stopped first, and a forced
 // detach risks the filesystem. The instance goes first instead
 // (DeleteBeforeReplace; on destroy it depends on the volume, so it is
-// deleted before it), and its termination releases the volume.
+// deleted before it), and its termination releases the volume. The provider
+// tier (infra/backend/providercalls_test.go) runs v5.100.0 itself on moto
+// and records no DetachVolume on any replace or destroy: the needs table
+// has none, and the tier fails on a call the table lacks.
 
 // DataDeviceName is the attachment's device name. Nitro instances ignore
 // it for the NVMe name (the mount step finds the volume by id), but the API
@@ -38,6 +41,23 @@ const DataDeviceName = "/dev/sdf"
 
 // DataTag marks a stack's data volume; the snapshot policy targets it.
 const DataTag = "microk8s-platform-data"
+
+// dataDiskOptions are the data disk's resource options on either cloud.
+// Retained: destroy never deletes the stack's data; it refuses while the
+// disk is protected, and leaves the disk behind when told to go on. Without
+// dataSnapshotId, the properties a restore sets are ignored: unsetting the
+// key after a restore must not replace the restored disk with an empty one
+// (the snapshot is ForceNew); setting another snapshot still restores.
+func dataDiskOptions(retain bool, snapshotID string, restoreProps ...string) []pulumi.ResourceOption {
+	var opts []pulumi.ResourceOption
+	if retain {
+		opts = append(opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
+	}
+	if snapshotID == "" {
+		opts = append(opts, pulumi.IgnoreChanges(restoreProps))
+	}
+	return opts
+}
 
 type awsData struct {
 	volume   *ebs.Volume
@@ -65,14 +85,8 @@ func newAWSDataVolume(ctx *pulumi.Context, name string, args AWSArgs, p pulumi.R
 		}
 		va.SnapshotId = pulumi.String(args.DataSnapshotID)
 	}
-	opts := []pulumi.ResourceOption{p}
-	if args.RetainData {
-		// destroy never deletes this stack's data: it refuses while the
-		// volume is protected, and leaves the volume behind when told to
-		// go on (README, "Data").
-		opts = append(opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
-	}
-	vol, err := ebs.NewVolume(ctx, name+"-data", va, opts...)
+	opts := dataDiskOptions(args.RetainData, args.DataSnapshotID, "snapshotId")
+	vol, err := ebs.NewVolume(ctx, name+"-data", va, append(opts, p)...)
 	if err != nil {
 		return nil, err
 	}
@@ -127,11 +141,8 @@ func newGCPDataDisk(ctx *pulumi.Context, name string, args GCPArgs, p pulumi.Res
 		da.Name = pulumi.String(o.Prefix("data-" + hex.EncodeToString(sum[:4])))
 		da.Snapshot = pulumi.String(snap)
 	}
-	opts := []pulumi.ResourceOption{p}
-	if args.RetainData {
-		opts = append(opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
-	}
-	return compute.NewDisk(ctx, name+"-data", da, opts...)
+	opts := dataDiskOptions(args.RetainData, args.DataSnapshotID, "snapshot", "name")
+	return compute.NewDisk(ctx, name+"-data", da, append(opts, p)...)
 }
 
 // gcpSnapshotSchedule takes a snapshot of the disk every day and keeps each

@@ -10,8 +10,7 @@ import (
 )
 
 // The two bodies the service answers with, a Status and a list of
-// comments, are written by hand into a pooled buffer and sent in one Write
-// with its Content-Length. json.NewEncoder(w).Encode, which this replaces,
+// comments, are written by hand into a pooled buffer and sent in one Write. json.NewEncoder(w).Encode, which this replaces,
 // reflected over the value and allocated an encoder per response, among the
 // top costs of a GET in the profile (issue 22). The bytes are the same as
 // encoding/json's, escaping included (HTML-safe, U+2028 and U+2029, invalid
