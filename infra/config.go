@@ -57,7 +57,7 @@ type Config struct {
 	// Prometheus's volumes, kept when the VM is replaced.
 	DataVolumeGiB         int    // dataVolumeGiB, default 20: at least dbStorageGiB plus prometheusStorageGiB plus 1
 	DataSnapshotID        string // dataSnapshotId: restore the data disk from this snapshot (AWS snap-..., GCP snapshot name); default none
-	SnapshotRetentionDays int    // snapshotRetentionDays (gcp): how long each daily snapshot of the data disk is kept, default 7
+	SnapshotRetentionDays int    // snapshotRetentionDays (aws, gcp): how long each daily snapshot of the data disk is kept, default 7
 	UbuntuRelease         string // ubuntuRelease: 22.04 or 24.04, default 24.04
 
 	// SSH (aws, gcp, ssh)

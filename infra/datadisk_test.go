@@ -17,6 +17,7 @@ import (
 	"microk8s-platform/infra/app"
 	"microk8s-platform/infra/cluster"
 	mt "microk8s-platform/infra/internal/mocktest"
+	"microk8s-platform/infra/tags"
 	"microk8s-platform/infra/vm"
 )
 
@@ -97,6 +98,50 @@ func TestProdDataVolumeIsProtectedAndRetained(t *testing.T) {
 	vol := m.One(t, "aws:ebs/volume:Volume", "vm-data")
 	if !vol.Protect || !vol.RetainOnDelete {
 		t.Errorf("prod's data volume: protect %v, retainOnDelete %v", vol.Protect, vol.RetainOnDelete)
+	}
+}
+
+// The AWS snapshot schedule: one DLM policy per stack, run as the role the
+// bootstrap makes, snapshotting exactly the volume that carries the stack's
+// data tag once a day, copying its tags (the project and stack tags are
+// what the deploy role's restore needs) and keeping each snapshot for
+// snapshotRetentionDays (dev 7, prod 30).
+func TestAWSDataVolumeIsSnapshottedDaily(t *testing.T) {
+	for st, days := range map[string]string{"dev": "7", "prod": "30"} {
+		m, _ := run(t, st, userKeys(mt.StackFile(t, st)))
+		vol := m.One(t, "aws:ebs/volume:Volume", "vm-data")
+		pol := m.One(t, "aws:dlm/lifecyclePolicy:LifecyclePolicy", "vm-snapshots")
+		in := pol.Inputs
+		if got, want := mt.Str(in, "executionRoleArn"), "arn:aws:iam::"+mt.Account+":role/microk8s-platform-snapshots"; got != want {
+			t.Errorf("%s: executionRoleArn %q, want %q (the bootstrap's role, vm.SnapshotRoleName)", st, got, want)
+		}
+		target := mt.StringMap(in, "policyDetails.targetTags")
+		if len(target) != 1 || target[vm.DataTag] == "" || target[vm.DataTag] != mt.StringMap(vol.Inputs, "tags")[vm.DataTag] {
+			t.Errorf("%s: the policy targets %v, the volume carries %s=%q", st, target, vm.DataTag, mt.StringMap(vol.Inputs, "tags")[vm.DataTag])
+		}
+		for path, want := range map[string]string{
+			"state":                                             "ENABLED",
+			"policyDetails.policyType":                          "EBS_SNAPSHOT_MANAGEMENT",
+			"policyDetails.resourceTypes.0":                     "VOLUME",
+			"policyDetails.schedules.0.name":                    vm.DLMScheduleName,
+			"policyDetails.schedules.0.copyTags":                "true",
+			"policyDetails.schedules.0.createRule.interval":     "24",
+			"policyDetails.schedules.0.createRule.intervalUnit": "HOURS",
+			"policyDetails.schedules.0.createRule.times":        vm.SnapshotStartUTC,
+			"policyDetails.schedules.0.retainRule.interval":     days,
+			"policyDetails.schedules.0.retainRule.intervalUnit": "DAYS",
+			"tags.stack": st,
+		} {
+			if got := mt.Str(in, path); got != want {
+				t.Errorf("%s: policy %s = %q, want %q", st, path, got, want)
+			}
+		}
+		if mt.Get(in, "policyDetails.schedules.0.retainRule.count").HasValue() || len(mt.Get(in, "policyDetails.schedules").ArrayValue()) != 1 {
+			t.Errorf("%s: want one schedule with age-based retention only: %v", st, mt.Get(in, "policyDetails.schedules"))
+		}
+		if cmd := vm.DataSnapshotsAWS(tags.Owner{Project: "microk8s-platform", Stack: st}, "us-east-1"); !strings.Contains(cmd, "--owner-ids self --filters Name=tag:"+vm.DataTag+",Values="+target[vm.DataTag]+" ") {
+			t.Errorf("%s: the dataSnapshots command %q does not list the policy's snapshots", st, cmd)
+		}
 	}
 }
 

@@ -67,13 +67,15 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 			InstanceType: cfg.InstanceType, Spot: cfg.Spot, RootVolumeGiB: cfg.RootVolumeGiB, UbuntuRelease: cfg.UbuntuRelease,
 			SSHUser: cfg.SSHUser, SSHPort: cfg.SSHPort, SSHPublicKey: cfg.SSHPublicKey, SSHPrivateKey: cfg.SSHPrivateKey,
 			AvailabilityZone: net.AvailabilityZone, DataVolumeGiB: cfg.DataVolumeGiB, DataSnapshotID: cfg.DataSnapshotID,
-			RetainData: cfg.RetainsData(),
+			RetainData: cfg.RetainsData(), SnapshotRetentionDays: cfg.SnapshotRetentionDays,
 		})
 		if err != nil {
 			return nil, err
 		}
 		host = machine.Host
 		ctx.Export("dataVolumeId", machine.DataVolumeID)
+		ctx.Export("snapshotPolicyId", machine.SnapshotPolicyID)
+		ctx.Export("dataSnapshots", pulumi.String(vm.DataSnapshotsAWS(owner, cfg.AwsRegion)))
 		disks := cfg.RootVolumeGiB + cfg.DataVolumeGiB // both gp3
 		out.MonthlyCostUSD, _ = vm.MonthlyCost("aws", cfg.InstanceType, cfg.Spot, disks)
 		if _, err := budget.New(ctx, "budget", budget.Args{Owner: owner, MonthlyUSD: cfg.BudgetMonthlyUSD, Emails: cfg.BudgetEmails, EstimateUSD: out.MonthlyCostUSD}); err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"microk8s-platform/infra/tags"
+	"microk8s-platform/infra/vm"
 )
 
 // Attribute names of the lock table; scripts/stacklock writes them.
@@ -44,6 +45,20 @@ const MaxSessionSeconds = 3600
 
 // SpotServiceName is the service principal of EC2 Spot's service-linked role.
 const SpotServiceName = "spot.amazonaws.com"
+
+// DLMManagedPolicyARN is the AWS managed policy for the role DLM runs
+// snapshot policies as (EBS User Guide, "AWS managed policies for Amazon
+// Data Lifecycle Manager": AWSDataLifecycleManagerServiceRole, path
+// /service-role/; moto 5.2.1's copy of AWS's managed policies has it under
+// that path).
+const DLMManagedPolicyARN = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+
+// SnapshotTrustPolicy lets DLM, and nobody else, assume the snapshot role.
+func SnapshotTrustPolicy() PolicyDocument {
+	return PolicyDocument{Version: "2012-10-17", Statement: []Statement{{
+		Effect: "Allow", Principal: map[string]any{"Service": DLMService}, Action: []string{"sts:AssumeRole"},
+	}}}
+}
 
 // SecretsAlias is the KMS alias of a stack's secrets key.
 func SecretsAlias(project, stack string) string { return "alias/" + project + "-secrets-" + stack }
@@ -84,6 +99,8 @@ type Backend struct {
 	LockTable        pulumi.StringOutput
 	// RoleARNs: role name (deploy-<stack>, preview, drift) -> ARN.
 	RoleARNs pulumi.StringMap
+	// SnapshotRoleARN is the role DLM runs the snapshot policies as.
+	SnapshotRoleARN pulumi.StringOutput
 }
 
 // New declares the backend.
@@ -141,6 +158,25 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		}, p); err != nil {
 			return nil, err
 		}
+	}
+
+	// The role DLM takes the stacks' daily data-volume snapshots as (infra/vm
+	// awsSnapshotPolicy): made here because the CI roles cannot create
+	// roles; each deploy role may pass exactly this one, to DLM only.
+	snapshotRole, err := iam.NewRole(ctx, name+"-snapshots", &iam.RoleArgs{
+		Name:             pulumi.String(vm.SnapshotRoleName(o.Project)),
+		Description:      pulumi.String("Amazon Data Lifecycle Manager: daily snapshots of the data volumes of " + o.Project),
+		AssumeRolePolicy: pulumi.String(SnapshotTrustPolicy().JSON()),
+		Tags:             o.AWS("snapshots-role"),
+	}, p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := iam.NewRolePolicyAttachment(ctx, name+"-snapshots", &iam.RolePolicyAttachmentArgs{
+		Role:      snapshotRole.Name,
+		PolicyArn: pulumi.String(DLMManagedPolicyARN),
+	}, p); err != nil {
+		return nil, err
 	}
 
 	bucket, err := s3.NewBucketV2(ctx, name+"-state", &s3.BucketV2Args{
@@ -273,12 +309,13 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		b.RoleARNs[spec.Name] = r.Arn
 	}
 	b.SecretsProviders = secretsProviders
+	b.SnapshotRoleARN = snapshotRole.Arn
 
 	b.LoginURL = pulumi.Sprintf("s3://%s/%s?region=%s", bucket.Bucket, args.StatePrefix, args.Region)
 	b.LockTable = table.Name
 	return b, ctx.RegisterResourceOutputs(b, pulumi.Map{
 		"loginUrl": b.LoginURL, "secretsProviders": b.SecretsProviders, "lockTable": b.LockTable,
-		"roleArns": b.RoleARNs,
+		"roleArns": b.RoleARNs, "snapshotRoleArn": b.SnapshotRoleARN,
 	})
 }
 

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	mt "microk8s-platform/infra/internal/mocktest"
 	"microk8s-platform/infra/tags"
+	"microk8s-platform/infra/vm"
 )
 
 const project = "microk8s-platform-backend"
@@ -163,8 +165,13 @@ func TestRolesTrustOnlyThisRepositorysWorkflows(t *testing.T) {
 	if mt.Str(oidc.Inputs, "url") != "https://"+GitHubIssuer || !slices.Equal(mt.Strings(oidc.Inputs, "clientIdLists"), []string{GitHubAudience}) {
 		t.Errorf("OIDC provider %v", oidc.Inputs)
 	}
-	if n := len(m.ByType("aws:iam/role:Role")); n != 4 {
-		t.Errorf("%d roles, want deploy-dev, deploy-prod, preview and drift", n)
+	// Four CI roles, and DLM's snapshot role (TestSnapshotRoleIsDLMsAlone),
+	// which trusts no GitHub token.
+	if n := len(m.ByType("aws:iam/role:Role")); n != 5 {
+		t.Errorf("%d roles, want deploy-dev, deploy-prod, preview, drift and snapshots", n)
+	}
+	if strings.Contains(mt.Str(m.One(t, "aws:iam/role:Role", "backend-snapshots").Inputs, "assumeRolePolicy"), GitHubIssuer) {
+		t.Error("GitHub's tokens may assume the snapshot role")
 	}
 	for role, subs := range map[string][]string{
 		"backend-preview":     {"repo:acme/microk8s-platform:pull_request"},
@@ -211,7 +218,12 @@ func TestNoPolicyGrantsEverythingOnEverything(t *testing.T) {
 				if a == "*" || strings.HasSuffix(a, ":*") {
 					t.Errorf("%s statement %s grants every action of a service: %s", r.Name, s.Sid, a)
 				}
-				if slices.Contains(s.Resource, "*") && !strings.Contains(a, ":Describe") {
+				// On "*": the Describe calls, which support no resource-level
+				// permissions, and DLM's create, which names no resource type
+				// either (Service Authorization Reference) and is held to the
+				// stack's tags instead.
+				tagged := a == "dlm:CreateLifecyclePolicy" && s.Condition["StringEquals"]["aws:RequestTag/stack"] != nil
+				if slices.Contains(s.Resource, "*") && !strings.Contains(a, ":Describe") && !tagged {
 					t.Errorf("%s statement %s grants %s on every resource", r.Name, s.Sid, a)
 				}
 			}
@@ -275,6 +287,9 @@ func TestGitHubIDsReachTheTrustPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range m.ByType("aws:iam/role:Role") {
+		if r.Name == "backend-snapshots" {
+			continue // DLM's, not GitHub's
+		}
 		subs := policyOf(t, r, "assumeRolePolicy").Statement[0].Condition["StringEquals"][GitHubIssuer+":sub"]
 		var legacy, immutable int
 		for _, s := range subs.([]any) {
@@ -303,11 +318,13 @@ func TestSpotServiceLinkedRole(t *testing.T) {
 	if got := mt.Str(slr.Inputs, "awsServiceName"); got != "spot.amazonaws.com" {
 		t.Errorf("service-linked role for %q", got)
 	}
+	// No CI role may do anything in IAM but pass the snapshot role to
+	// DLM (TestSnapshotRoleIsDLMsAlone).
 	for _, r := range m.ByType("aws:iam/rolePolicy:RolePolicy") {
 		for _, s := range policyOf(t, r, "policy").Statement {
 			for _, a := range s.Action {
-				if strings.HasPrefix(a, "iam:") {
-					t.Errorf("%s grants %s", r.Name, a)
+				if strings.HasPrefix(a, "iam:") && (a != "iam:PassRole" || s.Sid != "PassSnapshotRole") {
+					t.Errorf("%s grants %s (%s)", r.Name, a, s.Sid)
 				}
 			}
 		}
@@ -318,6 +335,47 @@ func TestSpotServiceLinkedRole(t *testing.T) {
 	}
 	if n := len(m.ByType("aws:iam/serviceLinkedRole:ServiceLinkedRole")); n != 0 {
 		t.Errorf("created the spot role although it exists (%d)", n)
+	}
+}
+
+// The role DLM runs the stacks' snapshot policies as: the name the program
+// derives (vm.SnapshotRoleARN), trusted by DLM alone, with the AWS managed
+// policy for it; each deploy role may pass exactly this role, and only to
+// DLM; the read-only roles may not pass it at all.
+func TestSnapshotRoleIsDLMsAlone(t *testing.T) {
+	m := mustBootstrap(t)
+	role := m.One(t, "aws:iam/role:Role", "backend-snapshots")
+	if got := mt.Str(role.Inputs, "name"); got != vm.SnapshotRoleName(Platform) {
+		t.Errorf("snapshot role named %q, the program passes %q", got, vm.SnapshotRoleName(Platform))
+	}
+	trust := policyOf(t, role, "assumeRolePolicy")
+	if len(trust.Statement) != 1 || !reflect.DeepEqual(trust.Statement[0].Principal, map[string]any{"Service": "dlm.amazonaws.com"}) ||
+		!slices.Equal(trust.Statement[0].Action, []string{"sts:AssumeRole"}) {
+		t.Errorf("trust policy %+v", trust)
+	}
+	att := m.One(t, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "backend-snapshots")
+	if got := mt.Str(att.Inputs, "policyArn"); got != "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole" {
+		t.Errorf("attached %q", got)
+	}
+	s := testScope()
+	pass := func(role, service string) request {
+		return request{"iam:PassRole", "arn:aws:iam::" + mt.Account + ":role/" + role, map[string][]string{"iam:PassedToService": {service}}}
+	}
+	for _, spec := range Roles(stacks, []string{"dev"}, []string{"prod"}) {
+		d := spec.Policy(s)
+		for _, c := range []struct {
+			r    request
+			want bool
+		}{
+			{pass(vm.SnapshotRoleName(Platform), "dlm.amazonaws.com"), spec.Deploy},
+			{pass(vm.SnapshotRoleName(Platform), "ec2.amazonaws.com"), false},
+			{pass(Platform+"-deploy-prod", "dlm.amazonaws.com"), false},
+			{pass("AWSDataLifecycleManagerDefaultRole", "dlm.amazonaws.com"), false},
+		} {
+			if got := allowed(t, d, c.r); got != c.want {
+				t.Errorf("%s: %v allowed %v, want %v", spec.Name, c.r, got, c.want)
+			}
+		}
 	}
 }
 

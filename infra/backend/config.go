@@ -176,6 +176,7 @@ func Run(ctx *pulumi.Context) error {
 	ctx.Export("secretsProviders", b.SecretsProviders)
 	ctx.Export("lockTable", b.LockTable)
 	ctx.Export("roleArns", b.RoleARNs)
+	ctx.Export("snapshotRoleArn", b.SnapshotRoleARN)
 	ctx.Export("next", pulumi.Sprintf("pulumi login %s && export LOCK_TABLE=%s && pulumi stack init %s --secrets-provider %s (README: Deploy from GitHub Actions)", b.LoginURL, b.LockTable, cfg.Stacks[0], b.SecretsProviders[cfg.Stacks[0]]))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"microk8s-platform/infra/network"
+	"microk8s-platform/infra/vm"
 	"microk8s-platform/internal/iampolicy"
 )
 
@@ -33,6 +34,10 @@ func (s Scope) tableARN() string {
 func (s Scope) ec2ARN(kind string) string {
 	return fmt.Sprintf("arn:aws:ec2:%s:%s:%s/*", s.Region, s.Account, kind)
 }
+func (s Scope) dlmPolicyARN() string {
+	return fmt.Sprintf("arn:aws:dlm:%s:%s:policy/*", s.Region, s.Account)
+}
+func (s Scope) snapshotRoleARN() string { return vm.SnapshotRoleARN(s.Account, s.Project) }
 func (s Scope) budgetARN(stack string) string {
 	return fmt.Sprintf("arn:aws:budgets::%s:budget/%s-%s-*", s.Account, s.Project, stack)
 }
@@ -137,6 +142,19 @@ var DescribeActions = []string{
 	"ec2:DescribeTags", "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
 }
 
+// DLMReadActions read a stack's snapshot policy (refresh, preview). The
+// provider reads the policy's tags from GetLifecyclePolicy itself: the
+// provider tier records no ListTagsForResource.
+var DLMReadActions = []string{"dlm:GetLifecyclePolicy"}
+
+// DLMOwnedActions change or delete a snapshot policy that carries the
+// stack's tags.
+var DLMOwnedActions = []string{"dlm:DeleteLifecyclePolicy", "dlm:GetLifecyclePolicy", "dlm:UpdateLifecyclePolicy"}
+
+// DLMService is DLM's service principal: the snapshot role trusts it, and
+// it is what iam:PassedToService names.
+const DLMService = "dlm.amazonaws.com"
+
 // CreateActions create EC2 resources that carry the stack's tags from the
 // request on (tag-on-create).
 var CreateActions = []string{
@@ -218,6 +236,13 @@ func (s Scope) readStatements(stacks []string) []Statement {
 		{Sid: "ImageUefiData", Effect: "Allow", Action: []string{"ec2:GetInstanceUefiData"}, Resource: []string{s.ec2ARN("instance")}},
 		{Sid: "ReadBudget", Effect: "Allow", Action: []string{"budgets:ViewBudget", "budgets:ListTagsForResource"},
 			Resource: s.budgets(stacks)},
+		// The snapshot policy (infra/vm awsSnapshotPolicy): its reads are
+		// authorised on the policy, with aws:ResourceTag (Service
+		// Authorization Reference, Amazon Data Lifecycle Manager:
+		// GetLifecyclePolicy on policy*; the policy resource type's
+		// condition key aws:ResourceTag/${TagKey}).
+		{Sid: "ReadSnapshotPolicy", Effect: "Allow", Action: DLMReadActions, Resource: []string{s.dlmPolicyARN()},
+			Condition: map[string]map[string]any{"StringEquals": s.tagged("aws:ResourceTag", stacks)}},
 		{Sid: "RunnerAccess", Effect: "Allow", Action: []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"},
 			Resource: []string{s.ec2ARN("security-group")},
 			Condition: map[string]map[string]any{"StringEquals": mergeMaps(
@@ -303,6 +328,36 @@ func DeployPolicy(s Scope, stack string) PolicyDocument {
 			Condition: map[string]map[string]any{"StringEquals": {"ec2:Owner": CanonicalAccount}}},
 		Statement{Sid: "Budget", Effect: "Allow", Action: []string{"budgets:ModifyBudget", "budgets:TagResource", "budgets:UntagResource"},
 			Resource: s.budgets(one)},
+		// The snapshot policy (Service Authorization Reference, Amazon
+		// Data Lifecycle Manager). CreateLifecyclePolicy lists no resource
+		// type ("*"), only aws:RequestTag and aws:TagKeys, and also
+		// authorises dlm:TagResource for the tags it carries and
+		// iam:PassRole (iam:PassedToService dlm.amazonaws.com) for its
+		// execution role.
+		Statement{Sid: "CreateSnapshotPolicy", Effect: "Allow", Action: []string{"dlm:CreateLifecyclePolicy"}, Resource: []string{"*"},
+			Condition: map[string]map[string]any{"StringEquals": s.tagged("aws:RequestTag", one)}},
+		// The tagging of a new policy carries the stack's tags and the
+		// policy has none yet; an existing policy's tags must be the
+		// stack's too (IfExists), so no role can retag another stack's.
+		// DLM has no key like ec2:CreateAction to tell a create's tagging
+		// apart, so an untagged policy made outside the platform could be
+		// tagged into the stack; the platform makes none.
+		Statement{Sid: "TagSnapshotPolicyOnCreate", Effect: "Allow", Action: []string{"dlm:TagResource"}, Resource: []string{s.dlmPolicyARN()},
+			Condition: map[string]map[string]any{
+				"StringEquals":         s.tagged("aws:RequestTag", one),
+				"StringEqualsIfExists": s.tagged("aws:ResourceTag", one),
+			}},
+		Statement{Sid: "SnapshotPolicy", Effect: "Allow", Action: DLMOwnedActions, Resource: []string{s.dlmPolicyARN()},
+			Condition: map[string]map[string]any{"StringEquals": s.tagged("aws:ResourceTag", one)}},
+		Statement{Sid: "RetagSnapshotPolicy", Effect: "Allow", Action: []string{"dlm:TagResource", "dlm:UntagResource"}, Resource: []string{s.dlmPolicyARN()},
+			Condition: map[string]map[string]any{
+				"StringEquals":                 s.tagged("aws:ResourceTag", one),
+				"ForAllValues:StringNotEquals": {"aws:TagKeys": slices.Clone(TagKeys)},
+			}},
+		// The one role DLM runs the policies as, made by the bootstrap,
+		// and only to DLM.
+		Statement{Sid: "PassSnapshotRole", Effect: "Allow", Action: []string{"iam:PassRole"}, Resource: []string{s.snapshotRoleARN()},
+			Condition: map[string]map[string]any{"StringEquals": {"iam:PassedToService": DLMService}}},
 	)
 	return PolicyDocument{Version: "2012-10-17", Statement: st}
 }

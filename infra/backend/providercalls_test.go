@@ -15,8 +15,12 @@ package backend
 // gets the table's read rows, so a call made while reading state
 // (ReadResource, ReadDataSource) must be a read row.
 //
-// Where moto cannot emulate a call it answers with an error; those calls
-// are listed in the log, and their rows keep their upstream source.
+// moto has no DLM: internal/dlmemu answers the snapshot policy's calls in
+// front of it, so the provider's own DLM calls are recorded too, and the
+// test checks that the lifecycle leaves exactly one policy after create,
+// of the stack's shape, and none after destroy. Where moto cannot emulate
+// a call it answers with an error; those calls are listed in the log, and
+// their rows keep their upstream source.
 
 import (
 	"encoding/json"
@@ -33,6 +37,8 @@ import (
 	"microk8s-platform/infra"
 	mt "microk8s-platform/infra/internal/mocktest"
 	"microk8s-platform/infra/internal/tfcalls"
+	"microk8s-platform/infra/vm"
+	"microk8s-platform/internal/dlmemu"
 	"microk8s-platform/internal/moto"
 )
 
@@ -95,6 +101,7 @@ func changed(st string) func(mt.Config) mt.Config {
 		return c.Set(map[string]string{
 			"instanceType": map[string]string{"dev": "t3.xlarge", "prod": "t3.2xlarge"}[st],
 			"adminCidrs":   `["198.51.100.0/25"]`, "budgetMonthlyUsd": "400",
+			"snapshotRetentionDays": "14",
 		})
 	}
 }
@@ -142,7 +149,7 @@ func phaseConfigs(t *testing.T, st, url string) [][]byte {
 		if err != nil {
 			t.Fatalf("%s: the program under mocks: %v", ph.name, err)
 		}
-		doc, _, err := tfcalls.Config(m, tfcalls.Provider{Endpoint: url, Region: cfg.Values["aws:region"], Services: []string{"ec2", "sts", "budgets"}})
+		doc, _, err := tfcalls.Config(m, tfcalls.Provider{Endpoint: url, Region: cfg.Values["aws:region"], Services: []string{"ec2", "sts", "budgets", "dlm"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +169,7 @@ func phaseConfigs(t *testing.T, st, url string) [][]byte {
 // own: moto's Budgets answers DescribeSubscribersForNotification with a
 // 500, so its create fails after the calls before it were made; the EC2
 // resources go on.
-func providerRun(t *testing.T, plugins string, docs [][]byte) []tfcalls.Call {
+func providerRun(t *testing.T, plugins string, docs [][]byte, after func(phase string)) []tfcalls.Call {
 	t.Helper()
 	// Credentials for moto, which accepts any; nothing of the machine's.
 	env := []string{"AWS_ACCESS_KEY_ID=provider", "AWS_SECRET_ACCESS_KEY=emulated", "AWS_SESSION_TOKEN=",
@@ -198,6 +205,7 @@ func providerRun(t *testing.T, plugins string, docs [][]byte) []tfcalls.Call {
 			}
 			all = append(all, calls...)
 		}
+		after(ph.name)
 	}
 	return all
 }
@@ -356,23 +364,91 @@ func checkAgainstNeeds(t *testing.T, st string, calls []tfcalls.Call) (failed []
 	return failed
 }
 
+// checkSnapshotPolicies: what the provider left in DLM after a phase. One
+// policy while the stack exists, run as the bootstrap's role, targeting the
+// stack's data tag, keeping snapshots as configured (14 days after the
+// update); none after destroy.
+func checkSnapshotPolicies(t *testing.T, st, phase string, pols []dlmemu.Policy) {
+	t.Helper()
+	if phase == "destroy" {
+		if len(pols) != 0 {
+			t.Errorf("%s: %d snapshot policies left after destroy", st, len(pols))
+		}
+		return
+	}
+	if len(pols) != 1 {
+		t.Errorf("%s %s: %d snapshot policies, want 1", st, phase, len(pols))
+		return
+	}
+	p := pols[0]
+	days := map[string]int{"dev": 7, "prod": 30}[st]
+	if phase != "create" && phase != "refresh" {
+		days = 14
+	}
+	var d struct {
+		ResourceTypes []string
+		TargetTags    []struct{ Key, Value string }
+		Schedules     []struct {
+			Name       string
+			CopyTags   bool
+			CreateRule struct {
+				Interval     int
+				IntervalUnit string
+				Times        []string
+			}
+			RetainRule struct {
+				Interval     int
+				IntervalUnit string
+				Count        int
+			}
+		}
+	}
+	if err := json.Unmarshal(p.PolicyDetails, &d); err != nil {
+		t.Fatalf("%s: policy details %s: %v", st, p.PolicyDetails, err)
+	}
+	ok := p.State == "ENABLED" && p.ExecutionRoleArn == vm.SnapshotRoleARN(mt.Account, Platform) &&
+		slices.Equal(d.ResourceTypes, []string{"VOLUME"}) &&
+		len(d.TargetTags) == 1 && d.TargetTags[0].Key == vm.DataTag && d.TargetTags[0].Value == Platform+"-"+st+"-data" &&
+		len(d.Schedules) == 1 && d.Schedules[0].CopyTags && d.Schedules[0].Name == vm.DLMScheduleName &&
+		d.Schedules[0].CreateRule.Interval == 24 && slices.Equal(d.Schedules[0].CreateRule.Times, []string{vm.SnapshotStartUTC}) &&
+		d.Schedules[0].RetainRule.Interval == days && d.Schedules[0].RetainRule.IntervalUnit == "DAYS" && d.Schedules[0].RetainRule.Count == 0 &&
+		p.Tags["stack"] == st
+	if !ok {
+		t.Errorf("%s %s: the snapshot policy the provider made: %+v\n%s", st, phase, p, p.PolicyDetails)
+	}
+}
+
 func TestProviderCallsAreInTheNeedsTable(t *testing.T) {
 	plugins := pluginDir(t)
 	images := ubuntuImages(t)
 	for _, st := range stacks {
 		// Rendered first (the mocks set the test's environment), then the
 		// two stacks' lifecycles run side by side, each on its own moto.
-		url := moto.Server(t, moto.Env("MOTO_AMIS_PATH", images))
+		snapshots := dlmemu.New(mt.Account, testRegion)
+		url, stop, err := dlmemu.Front(snapshots, moto.Server(t, moto.Env("MOTO_AMIS_PATH", images)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = stop() })
 		docs := phaseConfigs(t, st, url)
 		t.Run(st, func(t *testing.T) {
 			t.Parallel()
-			calls := providerRun(t, plugins, docs)
+			calls := providerRun(t, plugins, docs, func(phase string) {
+				checkSnapshotPolicies(t, st, phase, snapshots.Policies())
+			})
 			failed := checkAgainstNeeds(t, st, calls)
 			counts := map[string]int{}
 			for _, c := range calls {
 				counts[c.Phase]++
 			}
 			t.Logf("%s: %d provider calls (%v)", st, len(calls), counts)
+			seen := map[string]bool{}
+			for _, c := range calls {
+				if k := c.Phase + " " + c.Service + ":" + c.Method + " (" + c.RPC + ")"; c.Service == "DLM" && !seen[k] {
+					seen[k] = true
+					t.Logf("%s: %s", st, k)
+				}
+			}
 			for _, c := range failed {
 				t.Logf("moto answered an error (not emulated): %v", c)
 			}

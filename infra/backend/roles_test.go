@@ -53,6 +53,7 @@ import (
 	"microk8s-platform/infra"
 	mt "microk8s-platform/infra/internal/mocktest"
 	"microk8s-platform/infra/network"
+	"microk8s-platform/infra/vm"
 )
 
 // How a call touches a resource.
@@ -65,7 +66,12 @@ const (
 	anyRes               // no resource-level permissions: "*"
 	image                // a public Ubuntu image of Canonical's
 	budget               // the stack's budget
+	passed               // the bootstrap's snapshot role, passed to DLM
 )
+
+// dlmPolicy is the touch type of a DLM lifecycle policy (ARN
+// arn:aws:dlm:<region>:<account>:policy/<id>).
+const dlmPolicy = "dlm-policy"
 
 type touch struct {
 	typ  string // EC2 resource type in the ARN (vpc, subnet, ...)
@@ -193,6 +199,28 @@ var needs = map[string][]call{
 		{"delete", "ec2:DisassociateAddress", []touch{{"elastic-ip", owned}, {"network-interface", untagged}}},
 		{"delete", "ec2:ReleaseAddress", on("elastic-ip", owned)},
 	}, describe("read", "ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute"), tagUpdates("elastic-ip")),
+	// The data volume's snapshot policy (infra/vm awsSnapshotPolicy).
+	// Service Authorization Reference, Amazon Data Lifecycle Manager: the
+	// create lists no resource type and authorises dlm:TagResource and
+	// iam:PassRole with it; the rest act on policy*. Which calls the
+	// provider makes: recorded by the provider tier against
+	// internal/dlmemu (moto has no DLM): create CreateLifecyclePolicy
+	// then GetLifecyclePolicy; refresh GetLifecyclePolicy (tags included:
+	// no ListTagsForResource); an update TagResource, UpdateLifecyclePolicy
+	// and GetLifecyclePolicy; destroy DeleteLifecyclePolicy. UntagResource
+	// is not recorded (no phase removes a tag); the provider's tag update
+	// untags removed keys.
+	"aws:dlm/lifecyclePolicy:LifecyclePolicy": {
+		{"create", "dlm:CreateLifecyclePolicy", on(dlmPolicy, created)},
+		{"create", "dlm:TagResource", on(dlmPolicy, created)},
+		{"create", "iam:PassRole", on("role", passed)},
+		{"read", "dlm:GetLifecyclePolicy", on(dlmPolicy, owned)},
+		{"update", "dlm:UpdateLifecyclePolicy", on(dlmPolicy, owned)},
+		{"update", "iam:PassRole", on("role", passed)}, // UpdateLifecyclePolicy sends ExecutionRoleArn again
+		{"update", "dlm:TagResource", on(dlmPolicy, owned)},
+		{"update", "dlm:UntagResource", on(dlmPolicy, owned)},
+		{"delete", "dlm:DeleteLifecyclePolicy", on(dlmPolicy, owned)},
+	},
 	"aws:budgets/budget:Budget": {
 		{"create", "budgets:ModifyBudget", on("budget", budget)},
 		{"create", "budgets:TagResource", on("budget", budget)},
@@ -324,6 +352,9 @@ func (d derivedCall) requests(stack string) []request {
 	var out []request
 	for i, tc := range d.on {
 		arn := fmt.Sprintf("arn:aws:ec2:%s:%s:%s/%s-%d", testRegion, acct, tc.typ, tc.typ, i)
+		if tc.typ == dlmPolicy {
+			arn = fmt.Sprintf("arn:aws:dlm:%s:%s:policy/policy-%d", testRegion, acct, i)
+		}
 		ctx := map[string][]string{}
 		tags := base
 		if declared, ok := d.tags[tc.typ]; ok && tc.kind == created {
@@ -340,6 +371,9 @@ func (d derivedCall) requests(stack string) []request {
 			ctx["ec2:Owner"] = []string{CanonicalAccount}
 		case budget:
 			arn = fmt.Sprintf("arn:aws:budgets::%s:budget/%s-%s-monthly", acct, Platform, stack)
+		case passed:
+			arn = vm.SnapshotRoleARN(acct, Platform)
+			ctx["iam:PassedToService"] = []string{DLMService}
 		case owned:
 			if tc.typ == "snapshot" { // snapshot ARNs name no account
 				arn = fmt.Sprintf("arn:aws:ec2:%s::snapshot/snap-%d", testRegion, i)
@@ -347,9 +381,9 @@ func (d derivedCall) requests(stack string) []request {
 			for k, v := range tags {
 				ctx["aws:ResourceTag/"+k] = []string{v}
 			}
-			if d.action == "ec2:CreateTags" || d.action == "ec2:DeleteTags" {
+			if d.action == "ec2:CreateTags" || d.action == "ec2:DeleteTags" || d.action == "dlm:TagResource" || d.action == "dlm:UntagResource" {
 				ctx["aws:TagKeys"] = []string{"Name"}
-				if d.action == "ec2:CreateTags" {
+				if d.action == "ec2:CreateTags" || d.action == "dlm:TagResource" {
 					ctx["aws:RequestTag/Name"] = []string{"renamed"}
 				}
 			}
@@ -361,6 +395,13 @@ func (d derivedCall) requests(stack string) []request {
 			}
 			sort.Strings(keys)
 			ctx["aws:TagKeys"] = keys
+			if tc.typ == dlmPolicy { // no resource type for the create; its tagging is a row of its own
+				if d.action == "dlm:CreateLifecyclePolicy" {
+					arn = "*"
+				}
+				out = append(out, request{d.action, arn, ctx})
+				continue
+			}
 			// ...and the tagging itself, at creation.
 			tagCtx := maps.Clone(ctx)
 			tagCtx["ec2:CreateAction"] = []string{strings.TrimPrefix(d.action, "ec2:")}
@@ -394,7 +435,7 @@ func cloudActions(d PolicyDocument) []string {
 	var out []string
 	for _, s := range d.Statement {
 		for _, a := range s.Action {
-			if strings.HasPrefix(a, "ec2:") || strings.HasPrefix(a, "budgets:") {
+			if strings.HasPrefix(a, "ec2:") || strings.HasPrefix(a, "budgets:") || strings.HasPrefix(a, "dlm:") || strings.HasPrefix(a, "iam:") {
 				out = append(out, a)
 			}
 		}
@@ -408,7 +449,7 @@ func actionsOf(calls []derivedCall, keep func(call) bool) []string {
 	for _, c := range calls {
 		if keep(c.call) {
 			out = append(out, c.action)
-			if slices.ContainsFunc(c.on, func(t touch) bool { return t.kind == created }) {
+			if slices.ContainsFunc(c.on, func(t touch) bool { return t.kind == created && t.typ != dlmPolicy }) {
 				out = append(out, "ec2:CreateTags")
 			}
 		}

@@ -63,6 +63,8 @@ type AWSArgs struct {
 	DataVolumeGiB    int
 	DataSnapshotID   string
 	RetainData       bool
+	// SnapshotRetentionDays is how long each daily snapshot is kept.
+	SnapshotRetentionDays int
 }
 
 // SpotOptions are the dev VM's spot settings: a one-time request whose
@@ -104,8 +106,10 @@ type AWS struct {
 	InstanceID pulumi.IDOutput
 	// DataVolumeID is the data disk's volume id.
 	DataVolumeID pulumi.IDOutput
-	AMI          string
-	Host         Host
+	// SnapshotPolicyID is the DLM policy that snapshots it (policy-…).
+	SnapshotPolicyID pulumi.IDOutput
+	AMI              string
+	Host             Host
 }
 
 // NewAWS declares the VM.
@@ -145,6 +149,10 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 	}
 
 	data, err := newAWSDataVolume(ctx, name, args, p)
+	if err != nil {
+		return nil, err
+	}
+	snapshots, err := awsSnapshotPolicy(ctx, name, args, p)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +216,7 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		return nil, err
 	}
 
-	v.InstanceID, v.DataVolumeID = inst.ID(), data.volume.ID()
+	v.InstanceID, v.DataVolumeID, v.SnapshotPolicyID = inst.ID(), data.volume.ID(), snapshots.ID()
 	v.Host = Host{
 		PublicIP:   eip.PublicIp,
 		PrivateIP:  inst.PrivateIp,
@@ -224,5 +232,6 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 	}
 	return v, ctx.RegisterResourceOutputs(v, pulumi.Map{
 		"instanceId": inst.ID(), "publicIp": eip.PublicIp, "privateIp": inst.PrivateIp, "dataVolumeId": data.volume.ID(),
+		"snapshotPolicyId": snapshots.ID(),
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/dlm"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ebs"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-gcp/sdk/v9/go/gcp/compute"
@@ -103,6 +105,77 @@ func attachAWSDataVolume(ctx *pulumi.Context, name string, inst *ec2.Instance, d
 		VolumeId:    d.volume.ID(),
 		SkipDestroy: pulumi.Bool(true),
 	}, p)
+}
+
+// SnapshotRoleName is the IAM role DLM runs the stacks' snapshot policies
+// as: trusted by dlm.amazonaws.com with the managed policy
+// service-role/AWSDataLifecycleManagerServiceRole. The bootstrap
+// (infra/backend) makes it, because the CI roles cannot create roles; each
+// deploy role may pass exactly this one, and only to DLM.
+func SnapshotRoleName(project string) string { return project + "-snapshots" }
+
+// SnapshotRoleARN is that role's ARN in account.
+func SnapshotRoleARN(account, project string) string {
+	return "arn:aws:iam::" + account + ":role/" + SnapshotRoleName(project)
+}
+
+// DLMScheduleName is the policy's one schedule. DLM stops managing (and so
+// never deletes) the snapshots of a schedule that is renamed (EBS User
+// Guide, "Modify Amazon Data Lifecycle Manager policies"): keep it fixed.
+const DLMScheduleName = "daily"
+
+// awsSnapshotPolicy snapshots the stack's data volume every day at
+// SnapshotStartUTC and deletes each snapshot SnapshotRetentionDays after it
+// was taken (age-based retention). It finds the volume by its DataTag,
+// which no other stack's volume carries, and copies the volume's tags to
+// each snapshot (copyTags): the project and stack tags are what lets the
+// stack's deploy role restore from it (infra/backend RestoreOwnSnapshot).
+// A crash-consistent snapshot of the one volume that holds PostgreSQL's
+// data directory and its WAL is a valid backup (PostgreSQL documentation,
+// "File System Level Backup"; see gcpSnapshotSchedule).
+//
+// Deleting the policy (dev's destroy) deletes none of its snapshots, and
+// they no longer expire (EBS User Guide, "Delete Amazon Data Lifecycle
+// Manager policies": "If you delete a policy, the snapshots or AMIs created
+// by that policy are not automatically deleted"); and while the policy
+// lives, age-based retention keeps the last snapshot of a deleted volume.
+// infra/vm/README.md says how to delete them.
+func awsSnapshotPolicy(ctx *pulumi.Context, name string, args AWSArgs, p pulumi.ResourceOrInvokeOption) (*dlm.LifecyclePolicy, error) {
+	o := args.Owner
+	id, err := aws.GetCallerIdentity(ctx, nil, p)
+	if err != nil {
+		return nil, fmt.Errorf("vm: the account id for the snapshot role: %w", err)
+	}
+	return dlm.NewLifecyclePolicy(ctx, name+"-snapshots", &dlm.LifecyclePolicyArgs{
+		Description:      pulumi.String("Daily snapshots of " + o.Prefix("data")),
+		ExecutionRoleArn: pulumi.String(SnapshotRoleARN(id.AccountId, o.Project)),
+		State:            pulumi.String("ENABLED"),
+		PolicyDetails: &dlm.LifecyclePolicyPolicyDetailsArgs{
+			PolicyType:    pulumi.String("EBS_SNAPSHOT_MANAGEMENT"),
+			ResourceTypes: pulumi.StringArray{pulumi.String("VOLUME")},
+			TargetTags:    pulumi.StringMap{DataTag: pulumi.String(o.Prefix("data"))},
+			Schedules: dlm.LifecyclePolicyPolicyDetailsScheduleArray{&dlm.LifecyclePolicyPolicyDetailsScheduleArgs{
+				Name:     pulumi.String(DLMScheduleName),
+				CopyTags: pulumi.Bool(true),
+				CreateRule: &dlm.LifecyclePolicyPolicyDetailsScheduleCreateRuleArgs{
+					Interval:     pulumi.Int(24),
+					IntervalUnit: pulumi.String("HOURS"),
+					Times:        pulumi.String(SnapshotStartUTC),
+				},
+				RetainRule: &dlm.LifecyclePolicyPolicyDetailsScheduleRetainRuleArgs{
+					Interval:     pulumi.Int(args.SnapshotRetentionDays),
+					IntervalUnit: pulumi.String("DAYS"),
+				},
+			}},
+		},
+		Tags: o.AWS("snapshots"),
+	}, p)
+}
+
+// DataSnapshotsAWS is the command that lists a stack's snapshots.
+func DataSnapshotsAWS(o tags.Owner, region string) string {
+	return fmt.Sprintf("aws ec2 describe-snapshots --region %s --owner-ids self --filters Name=tag:%s,Values=%s --query 'sort_by(Snapshots,&StartTime)[].[SnapshotId,StartTime,VolumeSize]' --output table",
+		region, DataTag, o.Prefix("data"))
 }
 
 // On GCP: a pd-balanced disk in the VM's zone, attached inline with a fixed

@@ -59,6 +59,7 @@ var Types = map[string]string{
 	"aws:ebs/volume:Volume":                                     "aws_ebs_volume",
 	"aws:ec2/volumeAttachment:VolumeAttachment":                 "aws_volume_attachment",
 	"aws:budgets/budget:Budget":                                 "aws_budgets_budget",
+	"aws:dlm/lifecyclePolicy:LifecyclePolicy":                   "aws_dlm_lifecycle_policy",
 }
 
 // DataSources are the program's data sources: Pulumi function token ->
@@ -281,7 +282,11 @@ func convert(key string, v any) any {
 		}
 		out := map[string]any{}
 		for k, e := range v {
-			out[tfName(k, resource.NewPropertyValue(e))] = convert(k, e)
+			c := convert(k, e)
+			if _, isList := c.([]any); oneItemLists[k] && !isList && c != nil {
+				c = []any{c}
+			}
+			out[tfName(k, resource.NewPropertyValue(e))] = c
 		}
 		return out
 	}
@@ -289,7 +294,13 @@ func convert(key string, v any) any {
 }
 
 // mapAttributes are the program's inputs of map type (not blocks).
-var mapAttributes = map[string]bool{"tags": true, "volumeTags": true}
+var mapAttributes = map[string]bool{"tags": true, "volumeTags": true, "targetTags": true, "tagsToAdd": true, "variableTags": true}
+
+// oneItemLists are terraform lists the bridge shows as one value
+// (MaxItemsOne): aws_dlm_lifecycle_policy's create_rule.times is a list of
+// at most one time in the provider's schema and a string in pulumi-aws
+// v6.83.4 (dlm/pulumiTypes.go, LifecyclePolicyPolicyDetailsScheduleCreateRule).
+var oneItemLists = map[string]bool{"times": true}
 
 // tfName is the terraform name of a Pulumi property: snake_case, and a
 // list of objects (a repeated block) in the singular.
