@@ -67,7 +67,7 @@ func TestSpotIsOneTimeAndLeavesNothingBehind(t *testing.T) {
 	if mt.Get(inst.Inputs, "instanceMarketOptions.spotOptions.validUntil").HasValue() {
 		t.Error("validUntil is for persistent requests only")
 	}
-	for _, step := range []string{"microk8s-wait", "microk8s-install", "microk8s-addons", "microk8s-kubeconfig"} {
+	for _, step := range []string{"microk8s-wait", "microk8s-install", "microk8s-addons", "microk8s-kubeconfig", "microk8s-apiaddress"} {
 		c := m.One(t, "command:remote:Command", step)
 		if !slices.Contains(mt.Strings(c.Inputs, "triggers"), "i-0abc") {
 			t.Errorf("%s does not run again on a new instance: triggers %v lack its id", step, mt.Strings(c.Inputs, "triggers"))

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mattfenwick/cyclonus/pkg/matcher"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -54,6 +55,10 @@ const (
 	// kindAPIServer is where a kind cluster's API server listens (target
 	// kubeconfig): the control-plane container on the kind network, 6443.
 	kindAPIServer = "172.18.0.2"
+	// hostOnlyIP is a Vagrant VM's host-only address, given as sshPrivateIp
+	// (MetalLB's address); its API server advertises the NAT address on
+	// the default route instead (mt.SSHAdvertised).
+	hostOnlyIP = "192.168.56.10"
 )
 
 // pod is a traffic endpoint: a pod (namespace, labels, named ports) or,
@@ -105,12 +110,18 @@ type declared struct {
 	Pods     map[string]pod
 }
 
-// capture runs stack's program under mocks and returns its NetworkPolicies
-// as the API objects the provider would send, and its workloads' pods with
-// the peers the table needs around them.
-func capture(t *testing.T, stack string, nodeIP string) declared {
+// capture runs stack's program under mocks (with config c, or the stack's
+// own file when nil) and returns its NetworkPolicies as the API objects the
+// provider would send, and its workloads' pods with the peers the table
+// needs around them.
+func capture(t *testing.T, stack string, c func(*testing.T) mt.Config, nodeIP string) declared {
 	t.Helper()
-	m, _ := runStack(t, stack)
+	var m *mt.Mocks
+	if c != nil {
+		m, _ = run(t, stack, c(t))
+	} else {
+		m, _ = runStack(t, stack)
+	}
 	objs := kubeObjects(m)
 	d := declared{Pods: map[string]pod{}}
 	for _, o := range ofKind(objs, "NetworkPolicy") {
@@ -167,6 +178,7 @@ func capture(t *testing.T, stack string, nodeIP string) declared {
 		{Name: "other-node", IP: otherNodeIP},
 		{Name: "kubernetes-vip", IP: kubernetesVIP},
 		{Name: "kind-apiserver", IP: kindAPIServer},
+		{Name: "host-only", IP: hostOnlyIP},
 	}
 	for _, p := range extra {
 		d.Pods[p.Name] = p
@@ -334,6 +346,21 @@ var microK8sRows = []row{
 	{kong, "kind-apiserver", 6443, "", false, "6443 is not MicroK8s' API port", both},
 }
 
+// multiHomedRows: on target ssh the API rule names the address the API
+// server advertises (the default route's, "node" here), not sshPrivateIp.
+var multiHomedRows = []row{
+	{kong, "host-only", gateway.MicroK8sAPIPort, "", false, "sshPrivateIp is MetalLB's address; the API server does not advertise it, so Calico never sees it as the API's", both},
+}
+
+// sshMultiHomed is target ssh on a Vagrant VM: sshHost and sshPrivateIp
+// the host-only address, the default route (and so the API server's
+// advertised address, mt.SSHAdvertised) on the NAT interface.
+func sshMultiHomed(t *testing.T) mt.Config {
+	return userKeys(mt.StackFile(t, "dev")).Set(map[string]string{
+		"target": "ssh", "sshHost": hostOnlyIP, "sshPrivateIp": hostOnlyIP, "sshUser": "vagrant",
+	})
+}
+
 // anyClusterRows: on an existing cluster (target kubeconfig) the API
 // server's address is unknown, so the rule is any address on the API ports.
 var anyClusterRows = []row{
@@ -346,22 +373,25 @@ var anyClusterRows = []row{
 
 // tables are the stacks the table runs against and their node address.
 var tables = []struct {
-	stack, nodeIP string
-	rows          []row
+	name, stack string
+	config      func(*testing.T) mt.Config // nil: the stack's own file
+	nodeIP      string
+	rows        []row
 }{
-	{"dev", mt.AWSPrivateIP, append(slices.Clone(commonRows), microK8sRows...)},
-	{"local", "192.168.49.2", append(slices.Clone(commonRows), anyClusterRows...)},
+	{"dev", "dev", nil, mt.AWSPrivateIP, append(slices.Clone(commonRows), microK8sRows...)},
+	{"local", "local", nil, "192.168.49.2", append(slices.Clone(commonRows), anyClusterRows...)},
+	{"ssh-multi-homed", "dev", sshMultiHomed, mt.SSHAdvertised, slices.Concat(commonRows, microK8sRows, multiHomedRows)},
 }
 
 func TestNetworkPolicyTruthTable(t *testing.T) {
 	total := 0
 	for _, tc := range tables {
-		t.Run(tc.stack, func(t *testing.T) {
-			d := capture(t, tc.stack, tc.nodeIP)
+		t.Run(tc.name, func(t *testing.T) {
+			d := capture(t, tc.stack, tc.config, tc.nodeIP)
 			for _, w := range evaluate(t, d, d.Policies, tc.rows) {
 				t.Error(w)
 			}
-			t.Logf("%s: %d NetworkPolicies, %d rows (%d allowed, %d denied)", tc.stack, len(d.Policies), len(tc.rows), count(tc.rows, true), count(tc.rows, false))
+			t.Logf("%s: %d NetworkPolicies, %d rows (%d allowed, %d denied)", tc.name, len(d.Policies), len(tc.rows), count(tc.rows, true), count(tc.rows, false))
 			total += len(tc.rows)
 		})
 	}
@@ -501,8 +531,8 @@ func allAddresses(peers []networkingv1.NetworkPolicyPeer) bool {
 // widened) of the declared policies flips at least one row.
 func TestEveryNetworkPolicyRuleIsPinned(t *testing.T) {
 	for _, tc := range tables {
-		t.Run(tc.stack, func(t *testing.T) {
-			d := capture(t, tc.stack, tc.nodeIP)
+		t.Run(tc.name, func(t *testing.T) {
+			d := capture(t, tc.stack, tc.config, tc.nodeIP)
 			if wrong := evaluate(t, d, d.Policies, tc.rows); len(wrong) > 0 {
 				t.Fatalf("the declared policies fail the table:\n%s", strings.Join(wrong, "\n"))
 			}
@@ -519,7 +549,7 @@ func TestEveryNetworkPolicyRuleIsPinned(t *testing.T) {
 				}
 				t.Logf("%-70s caught by %s", m.name, wrong[0])
 			}
-			t.Logf("%s: %d mutations, each caught", tc.stack, len(muts))
+			t.Logf("%s: %d mutations, each caught", tc.name, len(muts))
 		})
 	}
 }
@@ -542,8 +572,8 @@ func TestKongAPIRuleMatchesMicroK8s(t *testing.T) {
 	if vip := netip.MustParsePrefix(gateway.MicroK8sAPIVIP); vip.Bits() != 32 || vip.Addr() != svcRange.Addr().Next() {
 		t.Errorf("kubernetes ClusterIP %s, want the first address of %s", vip, svcRange)
 	}
-	got := gateway.MicroK8sAPIServer("10.0.1.0/24")
-	want := []gateway.IPPorts{{CIDR: "10.0.1.0/24", Ports: []int{16443}}, {CIDR: "10.152.183.1/32", Ports: []int{443}}}
+	got := gateway.MicroK8sAPIServer(pulumi.String("10.0.1.0/24"))
+	want := []gateway.IPPorts{{CIDR: pulumi.String("10.0.1.0/24"), Ports: []int{16443}}, {CIDR: pulumi.String("10.152.183.1/32"), Ports: []int{443}}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("MicroK8sAPIServer = %v, want %v", got, want)
 	}

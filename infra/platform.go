@@ -2,7 +2,6 @@ package infra
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -152,7 +151,11 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 	if host.DataDisk != nil {
 		dataDir = cluster.DataMount + "/" + app.DataDir
 	}
-	g, err := workloads(ctx, cfg, out.Provider, img, dataDir)
+	var advertised pulumi.StringOutput // the API server's address, on a MicroK8s of ours
+	if imageHost != nil {
+		advertised = imageHost.APIAddress
+	}
+	g, err := workloads(ctx, cfg, out.Provider, img, dataDir, apiServer(cfg, advertised))
 	if err != nil {
 		return nil, err
 	}
@@ -180,11 +183,12 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 
 // workloads declares the Kubernetes layer, the same for every target.
 // dataDir is PostgreSQL's directory on the VM's data disk, "" without one.
-func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, img AppImage, dataDir string) (*gateway.Gateway, error) {
+// api is the Kubernetes API rule of Kong's controller (apiServer).
+func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, img AppImage, dataDir string, api []gateway.IPPorts) (*gateway.Gateway, error) {
 	onCluster := pulumi.Provider(provider)
 	g, err := gateway.New(ctx, "kong", gateway.Args{ServiceType: cfg.GatewayServiceType, Policy: gateway.Policy{
 		Backends:    []gateway.Backend{{Namespace: app.Namespace, Pods: app.API.Selector(), Port: "http"}},
-		APIServer:   apiServer(cfg),
+		APIServer:   api,
 		MetricsFrom: observability.Namespace,
 	}}, onCluster)
 	if err != nil {
@@ -215,18 +219,28 @@ func workloads(ctx *pulumi.Context, cfg Config, provider *kubernetes.Provider, i
 }
 
 // apiServer is where Kong's controller reaches the Kubernetes API, as its
-// NetworkPolicy sees it. On a VM of ours MicroK8s' API server advertises the
-// VM's private address: inside the stack's subnet (aws, gcp), or the host's
-// private IP (ssh). An existing cluster's address is unknown here.
-func apiServer(cfg Config) []gateway.IPPorts {
+// NetworkPolicy sees it: after Calico's DNAT, the address the API server
+// advertises (gateway.MicroK8sAPIServer). advertised is that address as
+// the cluster records it (cluster.Cluster.APIAddress); MicroK8s sets no
+// --advertise-address, so it is the address of the host's default route.
+//
+//   - ssh: advertised/32. Not sshPrivateIp: on a multi-homed host (a Vagrant
+//     VM, NAT on the default route plus a host-only network) sshPrivateIp
+//     is often not the default route's address, and a rule naming it
+//     refuses the controller, which then crash-loops. sshPrivateIp stays
+//     MetalLB's address only.
+//   - aws, gcp: the stack's subnet. The VM has one interface in it, so the
+//     advertised address is in it, and the subnet holds nothing else of
+//     ours; unlike the found address it is known at preview, and it does
+//     not go stale if the address changes while the steps' triggers do
+//     not (a subnet change replaces the VM, which re-runs every step).
+//   - kubeconfig: an existing cluster's address is unknown here.
+func apiServer(cfg Config, advertised pulumi.StringOutput) []gateway.IPPorts {
 	switch cfg.Target {
 	case TargetAWS, TargetGCP:
-		return gateway.MicroK8sAPIServer(cfg.SubnetCidr)
+		return gateway.MicroK8sAPIServer(pulumi.String(cfg.SubnetCidr))
 	case TargetSSH:
-		if ip, err := netip.ParseAddr(cfg.SSHPrivateIP); err == nil && ip.Is4() {
-			return gateway.MicroK8sAPIServer(ip.String() + "/32")
-		}
-		return gateway.MicroK8sAPIServer("0.0.0.0/0") // a host name: any address, API port only
+		return gateway.MicroK8sAPIServer(pulumi.Sprintf("%s/32", advertised))
 	}
 	return gateway.AnyAPIServer()
 }

@@ -320,6 +320,7 @@ func assertCommandChain(t *testing.T, m *mt.Mocks, publicIP, privateIP string, m
 		{"microk8s-install", "install-microk8s.sh"},
 		{"microk8s-addons", "enable-addons.sh"},
 		{"microk8s-kubeconfig", "kubeconfig.sh"},
+		{"microk8s-apiaddress", "api-address.sh"}, // Kong's API rule (kong_apirule_test.go)
 	}
 	// The cluster's own steps; the image side-load adds its import
 	// (infra/appimage_test.go checks that one).

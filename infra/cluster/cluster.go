@@ -23,6 +23,11 @@
 //   - MetalLB: its pool is one address of the host (the VM's private IP, or
 //     sshPrivateIp, or the host's default-route address); a changed address
 //     re-runs the addons step, which patches the addon's IPAddressPool.
+//   - The API server's address (Cluster.APIAddress) is read from the
+//     cluster by the last step, which re-runs with the machine like the
+//     others. On target ssh, a host whose default-route address changes
+//     under the same sshHost (DHCP) needs
+//     `pulumi up --replace <the apiaddress step's urn>`.
 //   - The provider carries a clusterIdentifier derived from project and
 //     stack, so a re-rendered kubeconfig (a new certificate, a new address)
 //     updates the provider instead of replacing every object on it.
@@ -89,6 +94,14 @@ type Cluster struct {
 	pulumi.ResourceState
 	Kubeconfig pulumi.StringOutput // secret
 	APIURL     pulumi.StringOutput
+	// APIAddress is the IPv4 address the API server advertises, as the
+	// cluster records it (the kubernetes Service's EndpointSlice, read by
+	// the apiaddress step; ParseAPIAddress). It is where a pod's connection
+	// to the kubernetes Service ends up after kube-proxy's DNAT. MicroK8s
+	// sets no --advertise-address, so this is the address of the host's
+	// default route, which on a multi-homed host need not be
+	// Host.PrivateIP (sshPrivateIp).
+	APIAddress pulumi.StringOutput
 	Provider   *kubernetes.Provider
 	// Connection reaches the host over SSH, for steps added by other
 	// packages (copying and importing images).
@@ -120,6 +133,9 @@ var Steps = []Step{
 	{"install", "install-microk8s.sh", 1800, "the MicroK8s snap, its certificate and a ready node"},
 	{"addons", "enable-addons.sh", 3600, "RBAC and the dns, hostpath-storage, metallb and observability addons"},
 	{"kubeconfig", "kubeconfig.sh", 120, "microk8s config"},
+	// Read-only, last: only Kong's NetworkPolicy waits for it
+	// (Cluster.APIAddress).
+	{"apiaddress", "api-address.sh", 420, "the API server's advertised address in EndpointSlice default/kubernetes"},
 }
 
 // ClusterIdentifier is the provider's stable identity for a stack's cluster.
@@ -192,6 +208,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			"PROMETHEUS_GID":            pulumi.String(fmt.Sprint(PrometheusDataDir.GID)),
 		},
 		"kubeconfig": {"PUBLIC_IP": h.PublicIP},
+		"apiaddress": {"TIMEOUT": pulumi.String("300")},
 	}
 	if d := h.DataDisk; d != nil {
 		dirs := make([]string, 0, len(args.DataDirs))
@@ -207,7 +224,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	}
 
 	var prev []pulumi.Resource = h.Ready
-	var kc *remote.Command
+	var kc, apiAddr *remote.Command
 	for _, s := range Steps {
 		vars, ok := env[s.Name]
 		if !ok {
@@ -257,11 +274,20 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 			c.Installed = cmd
 		case "kubeconfig":
 			kc = cmd
+		case "apiaddress":
+			apiAddr = cmd
 		}
 	}
 
 	c.Kubeconfig = pulumi.ToSecret(kc.Stdout).(pulumi.StringOutput)
 	c.APIURL = pulumi.Sprintf("https://%s:%d", h.PublicIP, network.APIPort)
+	c.APIAddress = apiAddr.Stdout.ApplyT(func(out string) (string, error) {
+		a, err := ParseAPIAddress(out)
+		if err != nil {
+			return "", fmt.Errorf("%s-apiaddress: %w", name, err)
+		}
+		return a.String(), nil
+	}).(pulumi.StringOutput)
 	var id pulumi.StringPtrInput
 	if args.ClusterIdentifier != "" {
 		id = pulumi.String(args.ClusterIdentifier)
@@ -274,7 +300,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	if err != nil {
 		return nil, err
 	}
-	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"apiUrl": c.APIURL, "kubeconfig": c.Kubeconfig})
+	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"apiUrl": c.APIURL, "kubeconfig": c.Kubeconfig, "apiAddress": c.APIAddress})
 }
 
 // shellQuote quotes s for a POSIX shell.

@@ -13,11 +13,15 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"microk8s-platform/infra/vm"
+	"microk8s-platform/scripts/microk8s"
 )
 
 type mocks struct {
 	mu  sync.Mutex
 	res map[string]resource.PropertyMap // by name
+	// apiStdout is what the apiaddress step prints; a NAT address on the
+	// default route when empty.
+	apiStdout string
 }
 
 func (m *mocks) NewResource(a pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -27,6 +31,13 @@ func (m *mocks) NewResource(a pulumi.MockResourceArgs) (string, resource.Propert
 	out := a.Inputs.Copy()
 	if a.TypeToken == "command:remote:Command" {
 		out["stdout"] = resource.NewStringProperty("apiVersion: v1\nkind: Config\n")
+		if a.Inputs["stdin"].StringValue() == microk8s.Script("api-address.sh") {
+			stdout := m.apiStdout
+			if stdout == "" {
+				stdout = "advertise-address=10.0.2.15\nadvertise-port=16443\n"
+			}
+			out["stdout"] = resource.NewStringProperty(stdout)
+		}
 	}
 	return a.Name + "-id", out, nil
 }
@@ -134,7 +145,7 @@ func TestDataDiskIsMountedBeforeMicroK8s(t *testing.T) {
 	for _, s := range Steps {
 		names = append(names, s.Name)
 	}
-	if strings.Join(names, " ") != "wait data install addons kubeconfig" {
+	if strings.Join(names, " ") != "wait data install addons kubeconfig apiaddress" {
 		t.Errorf("steps run in the order %v", names)
 	}
 }

@@ -31,9 +31,11 @@ type Backend struct {
 	Port      string // the pods' container port name
 }
 
-// IPPorts is an address block and the TCP ports allowed on it.
+// IPPorts is an address block and the TCP ports allowed on it. The block
+// may be known only once the cluster runs (a pulumi.StringOutput: the API
+// server's advertised address, cluster.Cluster.APIAddress).
 type IPPorts struct {
-	CIDR  string
+	CIDR  pulumi.StringInput
 	Ports []int
 }
 
@@ -44,7 +46,11 @@ type IPPorts struct {
 //   - microk8s-resources/default-args/cni-env: CNI=calico, the only one
 //     supported. Calico's policy runs after kube-proxy's DNAT, so a pod's
 //     connection to 10.152.183.1:443 is checked as one to the API server's
-//     advertised address, the node's own IP, on 16443.
+//     advertised address on 16443: the kubernetes Service's endpoint, which
+//     is the address of the node's default route, since MicroK8s sets no
+//     --advertise-address (k8s.io/apiserver v0.35.4
+//     pkg/server/options/server_run_options.go; see
+//     scripts/microk8s/apiaddress_test.go).
 //
 // The Kubernetes NetworkPolicy docs (kubernetes.io/docs/concepts/
 // services-networking/network-policies/, "ipBlock") leave the order
@@ -57,11 +63,12 @@ const (
 	kubernetesSvcPort = 443
 )
 
-// MicroK8sAPIServer is the API rule on a MicroK8s node whose address is in
-// nodeCIDR: the node on 16443 (after DNAT, Calico's view) and the
-// kubernetes Service's ClusterIP on 443 (before DNAT).
-func MicroK8sAPIServer(nodeCIDR string) []IPPorts {
-	return []IPPorts{{CIDR: nodeCIDR, Ports: []int{MicroK8sAPIPort}}, {CIDR: MicroK8sAPIVIP, Ports: []int{kubernetesSvcPort}}}
+// MicroK8sAPIServer is the API rule on a MicroK8s node whose API server
+// advertises an address in nodeCIDR: that address on 16443 (after DNAT,
+// Calico's view) and the kubernetes Service's ClusterIP on 443 (before
+// DNAT).
+func MicroK8sAPIServer(nodeCIDR pulumi.StringInput) []IPPorts {
+	return []IPPorts{{CIDR: nodeCIDR, Ports: []int{MicroK8sAPIPort}}, {CIDR: pulumi.String(MicroK8sAPIVIP), Ports: []int{kubernetesSvcPort}}}
 }
 
 // AnyAPIServer is the API rule on a cluster whose API address we do not
@@ -69,7 +76,7 @@ func MicroK8sAPIServer(nodeCIDR string) []IPPorts {
 // (443: the Service and managed clusters; 6443: kubeadm, kind, k3s;
 // 16443: MicroK8s).
 func AnyAPIServer() []IPPorts {
-	return []IPPorts{{CIDR: "0.0.0.0/0", Ports: []int{kubernetesSvcPort, 6443, MicroK8sAPIPort}}}
+	return []IPPorts{{CIDR: pulumi.String("0.0.0.0/0"), Ports: []int{kubernetesSvcPort, 6443, MicroK8sAPIPort}}}
 }
 
 // networkPolicies: nothing enters or leaves the kong namespace unless a
@@ -91,12 +98,15 @@ func networkPolicies(ctx *pulumi.Context, name string, pol Policy, opts ...pulum
 		})
 	}
 	for _, a := range pol.APIServer {
+		if a.CIDR == nil {
+			return fmt.Errorf("gateway: an API server rule without an address block (ports %v)", a.Ports)
+		}
 		var ports []any
 		for _, p := range a.Ports {
 			ports = append(ports, p)
 		}
 		out = append(out, networkingv1.NetworkPolicyEgressRuleArgs{
-			To:    networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(a.CIDR)}}},
+			To:    networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: a.CIDR}}},
 			Ports: kube.TCP(ports...),
 		})
 	}

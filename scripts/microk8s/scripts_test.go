@@ -576,7 +576,7 @@ func TestKubeconfigPointsAtThePublicAddress(t *testing.T) {
 }
 
 func TestEmbeddedScriptsAndHashes(t *testing.T) {
-	for _, s := range append(chain, "kubeconfig.sh") {
+	for _, s := range append(chain, "kubeconfig.sh", "api-address.sh") {
 		if !strings.HasPrefix(Script(s), "#!/usr/bin/env bash\n") {
 			t.Errorf("%s not embedded", s)
 		}

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"microk8s-platform/internal/repo"
+	"microk8s-platform/scripts/microk8s"
 )
 
 // Fixed answers of the mocked clouds.
@@ -95,6 +96,21 @@ type Mocks struct {
 	Offered map[string][]string
 	// Snapshots are the EBS snapshot ids that exist.
 	Snapshots []string
+	// APIStdout is what the apiaddress step (api-address.sh) prints. When
+	// empty it prints the address the API server would advertise: the
+	// VM's private IP on aws and gcp (one interface), and on target ssh
+	// SSHAdvertised, a Vagrant VM's NAT address on its default route.
+	APIStdout string
+}
+
+// SSHAdvertised is the address the mocked ssh host's API server advertises
+// (VirtualBox NAT's guest address, the default route of a Vagrant VM),
+// unless Mocks.APIStdout says otherwise.
+const SSHAdvertised = "10.0.2.15"
+
+// APIAnswer is what api-address.sh prints for an API server advertising addr.
+func APIAnswer(addr string) string {
+	return "advertise-address=" + addr + "\nadvertise-port=16443\n"
 }
 
 // NewResource answers a resource registration.
@@ -149,6 +165,9 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		}
 	case "command:remote:Command":
 		out["stdout"], out["stderr"] = str(commandStdout(args.Inputs)), str("")
+		if v, ok := args.Inputs["stdin"]; ok && v.IsString() && v.StringValue() == microk8s.Script("api-address.sh") {
+			out["stdout"] = str(m.apiStdout())
+		}
 	}
 	if mod, typ, ok := awsModuleType(args.TypeToken); ok {
 		if _, has := out["arn"]; !has {
@@ -173,6 +192,25 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	m.Resources = append(m.Resources, r)
 	m.mu.Unlock()
 	return id, out, nil
+}
+
+// apiStdout is the apiaddress step's answer: Mocks.APIStdout, or the
+// address of the machine the run declared.
+func (m *Mocks) apiStdout() string {
+	if m.APIStdout != "" {
+		return m.APIStdout
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.Resources {
+		switch r.Type {
+		case "aws:ec2/instance:Instance":
+			return APIAnswer(AWSPrivateIP)
+		case "gcp:compute/instance:Instance":
+			return APIAnswer(GCPPrivateIP)
+		}
+	}
+	return APIAnswer(SSHAdvertised)
 }
 
 // awsModuleType splits "aws:kms/key:Key" into "kms" and "key".
