@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -67,6 +68,7 @@ type Config struct {
 	SSHPrivateKey pulumi.StringOutput // sshPrivateKey (secret): its private half, for the remote commands
 	SSHHost       string              // sshHost (ssh): the host's reachable address
 	SSHPrivateIP  string              // sshPrivateIp (ssh): the host's own IPv4 address for MetalLB; default: the address of the host's default route, found on the host
+	DataDir       string              // dataDir (ssh): the host directory PostgreSQL's and Prometheus's data live in, default /var/lib/platform-data
 	hasPrivateKey bool
 
 	// MicroK8s
@@ -180,6 +182,7 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	str("sshPublicKey", &c.SSHPublicKey)
 	str("sshHost", &c.SSHHost)
 	str("sshPrivateIp", &c.SSHPrivateIP)
+	str("dataDir", &c.DataDir)
 	str("microk8sChannel", &c.MicroK8sChannel)
 	str("kubeconfig", &c.Kubeconfig)
 	str("kubeContext", &c.KubeContext)
@@ -227,6 +230,9 @@ func Load(ctx *pulumi.Context) (Config, error) {
 	if v := gcpCfg.Get("region"); v != "" {
 		c.GcpRegion = v
 	}
+	if c.Target == TargetSSH && c.DataDir == "" {
+		c.DataDir = vm.DataMount
+	}
 	c.GcpZone = gcpCfg.Get("zone")
 	if c.GcpZone == "" {
 		// A real zone of the region, never a guessed "<region>-a"; a
@@ -252,6 +258,7 @@ func parse[T any](p *config.Config, key string, dst *T, try func(string) (T, err
 
 var (
 	channelRe   = regexp.MustCompile(`^([0-9]+)\.([0-9]+)(-strict)?/(stable|candidate|beta|edge)$`)
+	dataDirRe   = regexp.MustCompile(`^/[A-Za-z0-9._/-]+$`)
 	sshKeyRe    = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$`)
 	imageRe     = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$`)
 	tagRe       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
@@ -286,6 +293,9 @@ func (c Config) Validate() error {
 
 	if !slices.Contains(targets, c.Target) {
 		bad("target", c.Target, "want one of %s", strings.Join(targets, ", "))
+	}
+	if c.Target != TargetSSH && c.DataDir != "" {
+		bad("dataDir", c.DataDir, "only for target ssh: a VM of ours mounts its data disk at %s, and target kubeconfig uses the cluster's own default StorageClass", vm.DataMount)
 	}
 
 	if cloud {
@@ -389,6 +399,9 @@ func (c Config) Validate() error {
 		}
 		if ip := net.ParseIP(c.SSHPrivateIP); c.SSHPrivateIP != "" && (ip == nil || ip.To4() == nil) {
 			bad("sshPrivateIp", c.SSHPrivateIP, "want the host's own IPv4 address (MetalLB hands it to Kong), or leave it unset to use the address of the host's default route")
+		}
+		if !dataDirRe.MatchString(c.DataDir) || path.Clean(c.DataDir) != c.DataDir || strings.Count(c.DataDir, "/") < 2 {
+			bad("dataDir", c.DataDir, "want an absolute, clean path at least two levels deep (letters, digits, . _ - /), such as /var/lib/platform-data: PostgreSQL's and Prometheus's data go in it")
 		}
 	case TargetKubeconfig:
 		if c.Kubeconfig != "" && strings.ContainsAny(c.Kubeconfig, "\n") {

@@ -51,6 +51,11 @@ func TestInvalidConfigsDeclareNothing(t *testing.T) {
 		{"gcp without project", map[string]string{"target": "gcp"}, []string{`gcp:project: not set; required for target gcp`}},
 		{"ssh without host", map[string]string{"target": "ssh"}, []string{`sshHost: "" required for target ssh`}},
 		{"ssh private ip not an address", map[string]string{"target": "ssh", "sshHost": "vm.example.com", "sshPrivateIp": "vm.internal"}, []string{`sshPrivateIp: "vm.internal" want the host's own IPv4 address`}},
+		{"dataDir on aws", map[string]string{"dataDir": "/srv/data"}, []string{`dataDir: "/srv/data" only for target ssh`}},
+		{"dataDir relative", map[string]string{"target": "ssh", "sshHost": "vm.example.com", "dataDir": "data"}, []string{`dataDir: "data" want an absolute, clean path`}},
+		{"dataDir the root", map[string]string{"target": "ssh", "sshHost": "vm.example.com", "dataDir": "/data"}, []string{`dataDir: "/data" want an absolute, clean path at least two levels deep`}},
+		{"dataDir unclean", map[string]string{"target": "ssh", "sshHost": "vm.example.com", "dataDir": "/srv/../etc"}, []string{`dataDir: "/srv/../etc" want an absolute, clean path`}},
+		{"dataDir with a space", map[string]string{"target": "ssh", "sshHost": "vm.example.com", "dataDir": "/srv/my data"}, []string{`dataDir: "/srv/my data" want an absolute, clean path`}},
 		{"several at once", map[string]string{"subnetCidr": "10.0.0.0/20", "appReplicas": "0", "microk8sChannel": "x"}, []string{"subnetCidr:", "appReplicas:", "microk8sChannel:"}},
 	}
 	for _, c := range cases {

@@ -330,3 +330,37 @@ func TestGCPDataDiskOutlivesTheVM(t *testing.T) {
 		t.Errorf("a missing snapshot: %v", err)
 	}
 }
+
+// Target ssh: no disk of ours, so the data goes in a host directory
+// (dataDir, default /var/lib/platform-data) with the same static volumes.
+// The data step makes the directories there (no DEVICE: nothing is
+// formatted or mounted), PostgreSQL's volume and Prometheus's point into
+// it, and destroy leaves the host alone: no remote step has a delete
+// command (MicroK8s stays installed), and the volumes are Retain, so the
+// directories and their data stay (infra/vm/README.md, "Target ssh").
+func TestSSHDataLivesInAHostDirectory(t *testing.T) {
+	for dir, set := range map[string]map[string]string{
+		vm.DataMount:    {},
+		"/srv/platform": {"dataDir": "/srv/platform"},
+	} {
+		c := userKeys(mt.StackFile(t, "dev")).Set(map[string]string{"target": "ssh", "sshHost": "192.0.2.50", "sshUser": "vagrant"}).Set(set)
+		m, _ := run(t, "dev", c)
+		data := m.One(t, "command:remote:Command", "microk8s-data")
+		cr := mt.Str(data.Inputs, "create")
+		if !strings.Contains(cr, "MOUNT_POINT='"+dir+"'") || strings.Contains(cr, "DEVICE=") || !strings.Contains(cr, "DIRS='postgres:999:999 prometheus:1000:2000'") {
+			t.Errorf("%s: data step %q", dir, cr)
+		}
+		if cr := mt.Str(m.One(t, "command:remote:Command", "microk8s-addons").Inputs, "create"); !strings.Contains(cr, "DATA_MOUNT='"+dir+"'") {
+			t.Errorf("%s: Prometheus's volume is not in the data directory: %q", dir, cr)
+		}
+		pv := m.One(t, "kubernetes:core/v1:PersistentVolume", "comments-db-data")
+		if got := mt.Str(pv.Inputs, "spec.hostPath.path"); got != dir+"/postgres" || mt.Str(pv.Inputs, "spec.persistentVolumeReclaimPolicy") != "Retain" {
+			t.Errorf("%s: PostgreSQL's volume at %q, reclaim %q", dir, got, mt.Str(pv.Inputs, "spec.persistentVolumeReclaimPolicy"))
+		}
+		for _, cmd := range m.ByType("command:remote:Command") {
+			if strings.HasPrefix(cmd.Name, "microk8s-") && mt.Get(cmd.Inputs, "delete").HasValue() {
+				t.Errorf("%s: %s runs a command on destroy: %q", dir, cmd.Name, mt.Str(cmd.Inputs, "delete"))
+			}
+		}
+	}
+}

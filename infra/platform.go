@@ -109,6 +109,7 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 		ctx.Export("costEstimateBasis", pulumi.String(vm.CostNote("gcp", cfg.MachineType, cfg.Preemptible, disks)))
 	case TargetSSH:
 		host = vm.Existing(cfg.SSHHost, cfg.SSHPrivateIP, cfg.SSHUser, cfg.SSHPort, cfg.SSHPrivateKey)
+		host.DataDir = cfg.DataDir
 	}
 
 	var imageHost *cluster.Cluster // the cluster a built image is side-loaded onto
@@ -146,10 +147,10 @@ func Platform(ctx *pulumi.Context, cfg Config) (*Outputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	// PostgreSQL on the VM's data disk, where there is one.
+	// PostgreSQL in the host's data directory: the VM's data disk, or target ssh's dataDir.
 	dataDir := ""
-	if host.DataDisk != nil {
-		dataDir = cluster.DataMount + "/" + app.DataDir
+	if host.DataDir != "" {
+		dataDir = host.DataDir + "/" + app.DataDir
 	}
 	var advertised pulumi.StringOutput // the API server's address, on a MicroK8s of ours
 	if imageHost != nil {

@@ -70,20 +70,21 @@ type Args struct {
 	// ClusterIdentifier names the cluster for the Kubernetes provider; it
 	// must stay the same for the life of the stack.
 	ClusterIdentifier string
-	// DataDirs are the directories made on the data disk (Host.DataDisk),
-	// each owned by the user its image runs as.
+	// DataDirs are the directories made in the host's data directory
+	// (Host.DataDir), each owned by the user its image runs as.
 	DataDirs []DataDir
 }
 
 // DataMount is where the data disk is mounted on the host.
-const DataMount = "/var/lib/platform-data"
+const DataMount = vm.DataMount
 
 // PrometheusDataDir is Prometheus's directory on the data disk, owned by
 // the user the addons step makes it run as (enable-addons.sh sets
 // prometheusSpec.securityContext to these ids).
 var PrometheusDataDir = DataDir{Name: "prometheus", UID: 1000, GID: 2000}
 
-// DataDir is one directory on the data disk: name under DataMount, owner.
+// DataDir is one directory of the platform's data: name under the host's
+// data directory, owner.
 type DataDir struct {
 	Name     string
 	UID, GID int
@@ -127,8 +128,9 @@ type Step struct {
 // Steps are the install chain, in order.
 var Steps = []Step{
 	{"wait", "wait-for-host.sh", 900, "cloud-init and snapd on a new host"},
-	// Only on a host with a data disk (vm.Host.DataDisk), and before
-	// MicroK8s: its services are made to wait for the mount.
+	// Only on a host with a data directory (vm.Host.DataDir: the data
+	// disk's mount point, or target ssh's dataDir), and before MicroK8s:
+	// its services are made to wait for the mount.
 	{"data", "mount-data-disk.sh", 900, "the data disk to appear, its filesystem and its mount"},
 	{"install", "install-microk8s.sh", 1800, "the MicroK8s snap, its certificate and a ready node"},
 	{"addons", "enable-addons.sh", 3600, "RBAC and the dns, hostpath-storage, metallb and observability addons"},
@@ -210,17 +212,20 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		"kubeconfig": {"PUBLIC_IP": h.PublicIP},
 		"apiaddress": {"TIMEOUT": pulumi.String("300")},
 	}
-	if d := h.DataDisk; d != nil {
+	if h.DataDir != "" {
 		dirs := make([]string, 0, len(args.DataDirs))
 		for _, dd := range args.DataDirs {
 			dirs = append(dirs, fmt.Sprintf("%s:%d:%d", dd.Name, dd.UID, dd.GID))
 		}
+		data := map[string]pulumi.StringInput{"MOUNT_POINT": pulumi.String(h.DataDir), "DIRS": pulumi.String(strings.Join(dirs, " "))}
 		// DISK_ID, the cloud's id of the disk (on GCE the device path is
-		// the same for every disk): a new disk re-runs the step.
-		env["data"] = map[string]pulumi.StringInput{
-			"DEVICE": d.Device, "DISK_ID": d.ID, "MOUNT_POINT": pulumi.String(DataMount), "DIRS": pulumi.String(strings.Join(dirs, " ")),
+		// the same for every disk): a new disk re-runs the step. Without
+		// a disk (target ssh) the step makes the directories in place.
+		if d := h.DataDisk; d != nil {
+			data["DEVICE"], data["DISK_ID"] = d.Device, d.ID
 		}
-		env["addons"]["DATA_MOUNT"] = pulumi.String(DataMount)
+		env["data"] = data
+		env["addons"]["DATA_MOUNT"] = pulumi.String(h.DataDir)
 	}
 
 	var prev []pulumi.Resource = h.Ready

@@ -62,6 +62,7 @@ func installDisk(t *testing.T, machineID, publicIP, privateIP, volumeID string) 
 		if machineID != "" {
 			h.MachineID = pulumi.String(machineID).ToStringOutput()
 			h.DataDisk = &vm.DataDisk{Device: pulumi.String(vm.DataDeviceAWS(volumeID)).ToStringOutput(), ID: pulumi.String(volumeID).ToStringOutput()}
+			h.DataDir = vm.DataMount
 		}
 		_, err := New(ctx, "microk8s", Args{Host: h, Channel: "1.35/stable", Observability: true, ClusterIdentifier: ClusterIdentifier("p", "dev"),
 			DataDirs: []DataDir{{"postgres", 999, 999}, {"prometheus", 1000, 2000}}})

@@ -225,6 +225,7 @@ func NewAWS(ctx *pulumi.Context, name string, args AWSArgs, opts ...pulumi.Resou
 		PrivateKey: pulumi.ToSecret(args.SSHPrivateKey).(pulumi.StringOutput),
 		Ready:      append([]pulumi.Resource{inst, eip, attach}, args.Internet...),
 		MachineID:  inst.ID().ToStringOutput(),
+		DataDir:    DataMount,
 		DataDisk: &DataDisk{
 			Device: data.volume.ID().ApplyT(func(id pulumi.ID) string { return DataDeviceAWS(string(id)) }).(pulumi.StringOutput),
 			ID:     data.volume.ID().ToStringOutput(),

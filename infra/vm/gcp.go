@@ -226,6 +226,7 @@ func NewGCP(ctx *pulumi.Context, name string, args GCPArgs, opts ...pulumi.Resou
 		// instanceId is the server-assigned number; the resource id
 		// (projects/.../instances/<name>) stays the same for a new VM.
 		MachineID: inst.InstanceId,
+		DataDir:   DataMount,
 		DataDisk: &DataDisk{
 			Device: pulumi.String(GCPDataDevice).ToStringOutput(),
 			// The server-assigned number: a disk re-created under the

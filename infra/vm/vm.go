@@ -27,7 +27,14 @@ type Host struct {
 	// DataDisk is the machine's own data disk (AWS, GCP), nil for an
 	// existing host.
 	DataDisk *DataDisk
+	// DataDir is the host directory PostgreSQL's and Prometheus's data
+	// live in: the data disk's mount point (DataMount), or on an existing
+	// host its dataDir; "" for none.
+	DataDir string
 }
+
+// DataMount is where a VM of ours mounts its data disk.
+const DataMount = "/var/lib/platform-data"
 
 // DataDisk is a cloud disk that outlives the machine: PostgreSQL's and
 // Prometheus's data live on it, and a replaced machine gets it back.

@@ -194,3 +194,57 @@ func TestMissingDiskFailsWithAMessage(t *testing.T) {
 		t.Errorf("missing disk: %v\n%s", err, out)
 	}
 }
+
+// Target ssh has no disk of ours: without DEVICE the data lives in the
+// host directory MOUNT_POINT (the stack's dataDir). It is made with the
+// images' owners, MicroK8s waits for whatever filesystem holds it, nothing
+// is formatted or mounted and fstab is left alone; data already there is
+// kept, and a second run changes nothing. Not a directory, or a relative
+// path, is refused.
+func TestHostDirectoryWithoutADisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to set the directories' owners (CI runs as root)")
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "srv", "platform-data")
+	fstab := filepath.Join(root, "fstab")
+	must(t, os.WriteFile(fstab, []byte("# the host's own\n"), 0o644))
+	run := func(mountPoint string) (string, error) {
+		cmd := exec.Command("bash", "mount-data-disk.sh")
+		cmd.Env = append(os.Environ(), "DEVICE=", "MOUNT_POINT="+mountPoint, "FSTAB="+fstab,
+			"SYSTEMD_DIR="+filepath.Join(root, "systemd"), "DIRS=postgres:999:999 prometheus:1000:2000")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(dir)
+	if err != nil || !strings.Contains(out, "making the host directory "+dir) || !strings.Contains(out, "backups are the host owner's job") {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	for sub, want := range map[string]string{"postgres": "999:999 700", "prometheus": "1000:2000 700"} {
+		if got := owner(t, filepath.Join(dir, sub)); got != want {
+			t.Errorf("%s: %s, want %s", sub, got, want)
+		}
+	}
+	if b, _ := os.ReadFile(fstab); string(b) != "# the host's own\n" {
+		t.Errorf("fstab changed: %q", b)
+	}
+	dropin, _ := os.ReadFile(filepath.Join(root, "systemd/snap.microk8s.daemon-kubelite.service.d/10-platform-data.conf"))
+	if !strings.Contains(string(dropin), "RequiresMountsFor="+dir+"\n") {
+		t.Errorf("kubelite's drop-in: %q", dropin)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "postgres", "PG_VERSION"), []byte("16\n"), 0o600))
+	out, err = run(dir)
+	if err != nil || strings.Contains(out, "making") || strings.Contains(out, "setting") || strings.Contains(out, "creating") {
+		t.Errorf("second run changed something: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "postgres", "PG_VERSION")); string(b) != "16\n" {
+		t.Errorf("data lost: %q", b)
+	}
+	file := filepath.Join(root, "srv", "a-file")
+	must(t, os.WriteFile(file, nil, 0o644))
+	for mp, want := range map[string]string{file: "is not a directory", "data": "absolute path", "/data": "absolute path"} {
+		if out, err := run(mp); err == nil || !strings.Contains(out, want) {
+			t.Errorf("MOUNT_POINT=%s: %v\n%s", mp, err, out)
+		}
+	}
+}

@@ -21,12 +21,18 @@
 #      unit names from canonical/microk8s 1.35 snap/snapcraft.yaml apps).
 # Idempotent: a second run changes nothing.
 #
-# env: DEVICE, DISK_ID (the cloud's id of the disk, for the log),
+# Without DEVICE (target ssh: an existing host, no disk of ours) the data
+# lives in the host directory MOUNT_POINT (the stack's dataDir): steps 1-3
+# are skipped, the directory is made if missing, and 4-5 run as above
+# (RequiresMountsFor= then waits for whatever filesystem holds it). Backing
+# it up is the host owner's job.
+#
+# env: DEVICE (optional), DISK_ID (the cloud's id of the disk, for the log),
 #      MOUNT_POINT (default /var/lib/platform-data), DIRS,
 #      DEVICE_TIMEOUT (default 300), FSTAB (default /etc/fstab),
 #      SYSTEMD_DIR (default /etc/systemd/system)
 set -euo pipefail
-: "${DEVICE:?DEVICE (the data disk, a /dev/disk/by-id path) is required}"
+device="${DEVICE:-}"
 mnt="${MOUNT_POINT:-/var/lib/platform-data}"
 dirs="${DIRS:-}"
 device_timeout="${DEVICE_TIMEOUT:-300}"
@@ -37,16 +43,34 @@ label=platform-data
 log() { echo "[mount-data-disk] $*"; }
 die() { echo "[mount-data-disk] $*" >&2; exit 1; }
 
+case "$mnt" in
+  /*/*) ;;
+  *) die "MOUNT_POINT '$mnt' must be an absolute path at least two levels deep" ;;
+esac
+
+if [ -z "$device" ]; then
+  # No disk: a directory on the host (target ssh).
+  if [ -e "$mnt" ] && [ ! -d "$mnt" ]; then
+    die "$mnt exists and is not a directory: set dataDir to a directory for the platform's data"
+  fi
+  if [ ! -d "$mnt" ]; then
+    log "no data disk: making the host directory $mnt for the platform's data (its backups are the host owner's job)"
+    mkdir -p "$mnt"
+  else
+    log "no data disk: the platform's data lives in the host directory $mnt (its backups are the host owner's job)"
+  fi
+else
+
 # 1. The device. A volume attached a moment ago may take a while to show.
 waited=0
-until [ -b "$DEVICE" ]; do
-  [ "$waited" -ge "$device_timeout" ] && die "no block device at $DEVICE after ${device_timeout}s: is the data disk attached to this machine? (lsblk; ls -l /dev/disk/by-id)"
-  [ "$waited" -eq 0 ] && log "waiting up to ${device_timeout}s for $DEVICE"
+until [ -b "$device" ]; do
+  [ "$waited" -ge "$device_timeout" ] && die "no block device at $device after ${device_timeout}s: is the data disk attached to this machine? (lsblk; ls -l /dev/disk/by-id)"
+  [ "$waited" -eq 0 ] && log "waiting up to ${device_timeout}s for $device"
   sleep 2
   waited=$((waited + 2))
 done
-dev=$(readlink -f "$DEVICE")
-log "data disk ${DISK_ID:-} at $DEVICE ($dev)"
+dev=$(readlink -f "$device")
+log "data disk ${DISK_ID:-} at $device ($dev)"
 
 # 2. Format only a blank disk.
 rc=0
@@ -55,17 +79,17 @@ fstype=$(sed -n 's/^TYPE=//p' <<<"$probe")
 case "$rc" in
   0)
     if [ "$fstype" = ext4 ]; then
-      log "$DEVICE ($dev) holds ext4: keeping it and its data"
+      log "$device ($dev) holds ext4: keeping it and its data"
     else
       found=$(grep -E '^(TYPE|PTTYPE|LABEL|UUID)=' <<<"$probe" | tr '\n' ' ')
-      die "refusing to use $DEVICE ($dev): blkid finds ${found}but only ext4 is kept and only a blank disk is formatted. Attach the right disk, or wipe this one yourself (wipefs -a $dev) if its data is not needed"
+      die "refusing to use $device ($dev): blkid finds ${found}but only ext4 is kept and only a blank disk is formatted. Attach the right disk, or wipe this one yourself (wipefs -a $dev) if its data is not needed"
     fi
     ;;
   2)
     signatures=$(wipefs -n "$dev")
-    [ -z "$signatures" ] || die "refusing to format $DEVICE ($dev): blkid finds no filesystem, but wipefs lists signatures:
+    [ -z "$signatures" ] || die "refusing to format $device ($dev): blkid finds no filesystem, but wipefs lists signatures:
 $signatures"
-    log "$DEVICE ($dev) is blank: formatting it ext4 (label $label)"
+    log "$device ($dev) is blank: formatting it ext4 (label $label)"
     mkfs.ext4 -q -L "$label" "$dev"
     ;;
   *) die "blkid -p $dev failed (exit $rc): $probe" ;;
@@ -91,6 +115,7 @@ if mountpoint -q "$mnt"; then
 else
   log "mounting $dev at $mnt"
   mount -t ext4 -o defaults "$dev" "$mnt"
+fi
 fi
 
 # 4. The data directories, owned by the images' users.
