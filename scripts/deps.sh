@@ -6,8 +6,8 @@
 #
 # usage: scripts/deps.sh [test|local|bench]   (default test)
 #   local  openssl and curl (the sandbox's certificates and health checks)
-#   test   those, plus shellcheck, git, jq (the workflows' steps) and PostgreSQL's server binaries
-#          (initdb, pg_ctl), the postgres system user when run as root
+#   test   those, plus shellcheck, git, jq (the workflows' steps), PostgreSQL's server binaries
+#          (initdb, pg_ctl) and psql, systemd-analyze, the postgres system user when run as root
 #          (PostgreSQL refuses root), and a check for moto_server
 #   bench  wrk and taskset (make bench), and PostgreSQL
 set -euo pipefail
@@ -31,6 +31,8 @@ if [ "$mode" = test ]; then
   want shellcheck shellcheck
   want git git
   want jq jq
+  want psql postgresql-client     # the restore drill's queries
+  want systemd-analyze systemd    # the data disk's drop-ins, parsed by systemd itself
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -22,13 +22,24 @@ type disk struct {
 
 func newDisk(t *testing.T) *disk {
 	t.Helper()
+	return newDiskFrom(t, "", 64<<20)
+}
+
+// newDiskFrom is a loop device over a copy of image (a snapshot of another
+// disk), or over a blank sparse file of size bytes when image is "".
+func newDiskFrom(t *testing.T, image string, size int64) *disk {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for loop devices and mount (CI runs as root)")
 	}
 	root := t.TempDir()
 	img := filepath.Join(root, "disk.img")
-	must(t, os.WriteFile(img, nil, 0o600))
-	must(t, os.Truncate(img, 64<<20))
+	if image == "" {
+		must(t, os.WriteFile(img, nil, 0o600))
+		must(t, os.Truncate(img, size))
+	} else if out, err := exec.Command("cp", "--sparse=always", image, img).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
 	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
 	if err != nil {
 		t.Fatalf("losetup: %v\n%s", err, out)
@@ -246,5 +257,40 @@ func TestHostDirectoryWithoutADisk(t *testing.T) {
 		if out, err := run(mp); err == nil || !strings.Contains(out, want) {
 			t.Errorf("MOUNT_POINT=%s: %v\n%s", mp, err, out)
 		}
+	}
+}
+
+// The drop-ins that make MicroK8s wait for the data parse in systemd
+// itself: systemd-analyze verify loads each unit with its drop-in and
+// names any key or value it ignores. A broken drop-in (a relative path)
+// is reported, so this check can fail.
+func TestDropInsParseInSystemd(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is not installed (make deps)")
+	}
+	root := t.TempDir()
+	units := filepath.Join(root, "systemd")
+	cmd := exec.Command("bash", "mount-data-disk.sh")
+	cmd.Env = append(os.Environ(), "DEVICE=", "MOUNT_POINT="+filepath.Join(root, "srv", "data"), "SYSTEMD_DIR="+units, "DIRS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mount-data-disk.sh: %v\n%s", err, out)
+	}
+	verify := func(unit string) string {
+		must(t, os.WriteFile(filepath.Join(units, unit), []byte("[Unit]\nDescription=stand-in for MicroK8s's "+unit+"\n[Service]\nExecStart=/bin/true\n"), 0o644))
+		c := exec.Command(analyze, "verify", "--man=no", filepath.Join(units, unit))
+		c.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+units+":")
+		out, _ := c.CombinedOutput()
+		return string(out)
+	}
+	for _, unit := range []string{"snap.microk8s.daemon-containerd.service", "snap.microk8s.daemon-kubelite.service"} {
+		if out := verify(unit); strings.Contains(out, "10-platform-data.conf") {
+			t.Errorf("%s: systemd ignores part of our drop-in:\n%s", unit, out)
+		}
+	}
+	broken := filepath.Join(units, "snap.microk8s.daemon-kubelite.service.d", "10-platform-data.conf")
+	must(t, os.WriteFile(broken, []byte("[Unit]\nRequiresMountsFor=srv/data\n"), 0o644))
+	if out := verify("snap.microk8s.daemon-kubelite.service"); !strings.Contains(out, "10-platform-data.conf") {
+		t.Errorf("systemd-analyze did not report a broken drop-in:\n%s", out)
 	}
 }
